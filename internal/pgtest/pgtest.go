@@ -46,8 +46,9 @@ type Server struct {
 	Port     int
 	Major    int
 
-	cluster *pgcluster.Cluster // nil for an external server
-	dir     string
+	cluster   *pgcluster.Cluster // nil for an external server
+	dir       string
+	terminate func() // stops a container backend
 }
 
 var (
@@ -211,6 +212,9 @@ func testSettings() map[string]string {
 func (s *Server) Stop() { s.stop() }
 
 func (s *Server) stop() {
+	if s.terminate != nil {
+		s.terminate()
+	}
 	if s.cluster != nil {
 		s.cluster.Stop()
 	}
