@@ -32,7 +32,6 @@ type Options struct {
 	BinDir   string // PostgreSQL 18 binaries
 	Port     int    // PostgreSQL port on 127.0.0.1
 	Database string
-	Out      io.Writer // where connection instructions go
 }
 
 // state is what the first run generates and later runs reuse.
@@ -219,4 +218,3 @@ func randomHex(n int) string {
 	}
 	return hex.EncodeToString(b)
 }
-
