@@ -110,17 +110,29 @@ func (c *Cluster) Initialized() bool {
 // Init runs initdb with a password-protected superuser "postgres": trust on
 // the Unix socket (owned by the server's user), SCRAM over TCP.
 func (c *Cluster) Init(ctx context.Context) error {
+	// Parents must stay traversable for the server's user.
+	if err := os.MkdirAll(filepath.Dir(c.opts.DataDir), 0o755); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(c.opts.DataDir, 0o700); err != nil {
 		return err
 	}
 	if err := c.chown(c.opts.DataDir); err != nil {
 		return err
 	}
-	pwfile := filepath.Join(c.opts.DataDir, "..", "."+filepath.Base(c.opts.DataDir)+".pw")
-	if err := os.WriteFile(pwfile, []byte(c.opts.Password+"\n"), 0o600); err != nil {
+	pw, err := os.CreateTemp("", "pgtenant-initdb-pw-")
+	if err != nil {
 		return err
 	}
+	pwfile := pw.Name()
 	defer os.Remove(pwfile)
+	_, err = pw.WriteString(c.opts.Password + "\n")
+	if cerr := pw.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
 	if err := c.chown(pwfile); err != nil {
 		return err
 	}
