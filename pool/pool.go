@@ -1,0 +1,442 @@
+// Package pool keeps server connections for one (database, login role)
+// pair. Connections are dialled with pgconn (so SCRAM and TLS to the server
+// are the library's), then taken over as raw protocol streams for the proxy
+// to drive. The whole API is Acquire, Release, Destroy and Stat.
+//
+// The pool never hands out a connection it has not seen idle: Release is for
+// connections whose last ReadyForQuery said 'I'; anything else must be
+// Destroyed. A client that cannot get a connection within AcquireTimeout, or
+// finds the wait queue full, gets an *ExhaustedError naming the pool.
+package pool
+
+import (
+	"bufio"
+	"container/list"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
+)
+
+// Config configures a pool.
+type Config struct {
+	Name           string // shown in errors and logs, e.g. "app/erun_proxy_tenant"
+	ConnString     string // libpq-style URL or keyword/value string for pgconn
+	MaxSize        int
+	MinIdle        int
+	MaxWaiters     int
+	AcquireTimeout time.Duration
+	IdleTimeout    time.Duration
+	MaxLifetime    time.Duration
+	CheckAfter     time.Duration // idle longer than this: check before reuse
+	ConnectTimeout time.Duration
+	Logger         *zap.Logger
+}
+
+// Conn is a server connection on loan. R and W buffer the raw stream and
+// stay with the connection across loans.
+type Conn struct {
+	Net       net.Conn
+	R         *bufio.Reader
+	W         *bufio.Writer
+	PID       uint32
+	SecretKey []byte
+	// Params are the ParameterStatus values the server reported at start-up.
+	Params map[string]string
+	// State belongs to the borrower (the proxy keeps its prepared
+	// statements here); the pool never reads it.
+	State any
+
+	addr     string
+	created  time.Time
+	lastUsed time.Time
+}
+
+// ExhaustedError is returned when no connection could be had in time.
+type ExhaustedError struct {
+	Pool   string
+	Reason string
+}
+
+func (e *ExhaustedError) Error() string {
+	return fmt.Sprintf("pool %s: %s", e.Pool, e.Reason)
+}
+
+// Stat is a snapshot of a pool.
+type Stat struct {
+	Total, Idle, InUse, Waiting int
+	Acquired, Dialled, Destroyed int64
+	TimedOut, Rejected           int64
+}
+
+// Pool is safe for concurrent use.
+type Pool struct {
+	cfg     Config
+	pgcfg   *pgconn.Config
+	log     *zap.Logger
+	mu      sync.Mutex
+	idle    []*Conn    // LIFO: the warmest connection (prepared statements) first
+	waiters *list.List // of chan *Conn; nil sent means "capacity freed, dial"
+	total   int        // idle + lent + being dialled
+	stat    Stat
+	closed  bool
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// New validates cfg and starts the pool's janitor.
+func New(cfg Config) (*Pool, error) {
+	if cfg.MaxSize < 1 {
+		return nil, errors.New("pool: MaxSize must be at least 1")
+	}
+	pgcfg, err := pgconn.ParseConfig(cfg.ConnString)
+	if err != nil {
+		return nil, fmt.Errorf("pool %s: %w", cfg.Name, err)
+	}
+	if cfg.ConnectTimeout > 0 {
+		pgcfg.ConnectTimeout = cfg.ConnectTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	p := &Pool{cfg: cfg, pgcfg: pgcfg, log: cfg.Logger.With(zap.String("pool", cfg.Name)),
+		waiters: list.New(), done: make(chan struct{})}
+	p.wg.Add(1)
+	go p.janitor()
+	return p, nil
+}
+
+// Name is the pool's name.
+func (p *Pool) Name() string { return p.cfg.Name }
+
+// Acquire lends a connection, dialling one if the pool has room.
+func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
+	deadline := time.Now().Add(p.cfg.AcquireTimeout)
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, &ExhaustedError{Pool: p.cfg.Name, Reason: "the pool is shutting down"}
+		}
+		if n := len(p.idle); n > 0 {
+			c := p.idle[n-1]
+			p.idle = p.idle[:n-1]
+			p.stat.Acquired++
+			p.mu.Unlock()
+			if c, ok := p.vet(ctx, c); ok {
+				return c, nil
+			}
+			continue
+		}
+		if p.total < p.cfg.MaxSize {
+			p.total++
+			p.stat.Acquired++
+			p.mu.Unlock()
+			return p.dialReserved(ctx)
+		}
+		if p.waiters.Len() >= p.cfg.MaxWaiters {
+			p.stat.Rejected++
+			p.mu.Unlock()
+			return nil, &ExhaustedError{Pool: p.cfg.Name, Reason: fmt.Sprintf("all %d server connections are busy and %d clients are already waiting", p.cfg.MaxSize, p.cfg.MaxWaiters)}
+		}
+		ch := make(chan *Conn, 1)
+		elem := p.waiters.PushBack(ch)
+		p.mu.Unlock()
+
+		timer := time.NewTimer(time.Until(deadline))
+		select {
+		case c, ok := <-ch:
+			timer.Stop()
+			if !ok {
+				return nil, &ExhaustedError{Pool: p.cfg.Name, Reason: "the pool is shutting down"}
+			}
+			p.mu.Lock()
+			p.stat.Acquired++
+			p.mu.Unlock()
+			if c == nil { // capacity was freed for us: total already counts us
+				return p.dialReserved(ctx)
+			}
+			if c, ok := p.vet(ctx, c); ok {
+				return c, nil
+			}
+			continue
+		case <-timer.C:
+			p.abandon(elem, ch)
+			p.mu.Lock()
+			p.stat.TimedOut++
+			p.mu.Unlock()
+			return nil, &ExhaustedError{Pool: p.cfg.Name, Reason: fmt.Sprintf("no server connection became free within %s (all %d busy)", p.cfg.AcquireTimeout, p.cfg.MaxSize)}
+		case <-ctx.Done():
+			timer.Stop()
+			p.abandon(elem, ch)
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// abandon removes a waiter; whatever was handed to it meanwhile goes back.
+func (p *Pool) abandon(elem *list.Element, ch chan *Conn) {
+	p.mu.Lock()
+	p.waiters.Remove(elem)
+	p.mu.Unlock()
+	select {
+	case c := <-ch:
+		if c == nil {
+			p.releaseCapacity()
+		} else {
+			p.Release(c)
+		}
+	default:
+	}
+}
+
+// vet checks a connection taken from the idle list: too old ones are
+// closed, long-idle ones are probed. On failure the slot is freed.
+func (p *Pool) vet(ctx context.Context, c *Conn) (*Conn, bool) {
+	now := time.Now()
+	if p.cfg.MaxLifetime > 0 && now.Sub(c.created) > p.cfg.MaxLifetime {
+		p.Destroy(c)
+		return nil, false
+	}
+	if p.cfg.CheckAfter > 0 && now.Sub(c.lastUsed) > p.cfg.CheckAfter {
+		if err := p.check(ctx, c); err != nil {
+			p.log.Info("discarding a server connection that failed its check", zap.Error(err))
+			p.Destroy(c)
+			return nil, false
+		}
+	}
+	return c, true
+}
+
+// check sends an empty query and expects EmptyQueryResponse, ReadyForQuery 'I'.
+func (p *Pool) check(ctx context.Context, c *Conn) error {
+	deadline := time.Now().Add(5 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	c.Net.SetDeadline(deadline)
+	defer c.Net.SetDeadline(time.Time{})
+	if _, err := c.W.Write([]byte{'Q', 0, 0, 0, 5, 0}); err != nil {
+		return err
+	}
+	if err := c.W.Flush(); err != nil {
+		return err
+	}
+	for {
+		typ, body, err := readMsg(c.R)
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case 'I', 'N', 'S': // EmptyQueryResponse, notices, parameter changes
+		case 'Z':
+			if len(body) != 1 || body[0] != 'I' {
+				return fmt.Errorf("server not idle after check (status %q)", body)
+			}
+			return nil
+		default:
+			return fmt.Errorf("unexpected message %q during check", typ)
+		}
+	}
+}
+
+func readMsg(r *bufio.Reader) (byte, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := int(binary.BigEndian.Uint32(hdr[1:])) - 4
+	if n < 0 || n > 1<<20 {
+		return 0, nil, fmt.Errorf("bad message length %d", n)
+	}
+	body := make([]byte, n)
+	_, err := io.ReadFull(r, body)
+	return hdr[0], body, err
+}
+
+// dialReserved dials for a slot already counted in total.
+func (p *Pool) dialReserved(ctx context.Context) (*Conn, error) {
+	c, err := p.dial(ctx)
+	if err != nil {
+		p.releaseCapacity()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (p *Pool) dial(ctx context.Context) (*Conn, error) {
+	pc, err := pgconn.ConnectConfig(ctx, p.pgcfg)
+	if err != nil {
+		return nil, fmt.Errorf("pool %s: connect to the server: %w", p.cfg.Name, err)
+	}
+	h, err := pc.Hijack()
+	if err != nil {
+		pc.Close(ctx)
+		return nil, err
+	}
+	now := time.Now()
+	p.mu.Lock()
+	p.stat.Dialled++
+	p.mu.Unlock()
+	return &Conn{
+		Net: h.Conn, R: bufio.NewReaderSize(h.Conn, 32<<10), W: bufio.NewWriterSize(h.Conn, 32<<10),
+		PID: h.PID, SecretKey: h.SecretKey, Params: h.ParameterStatuses,
+		addr: h.Conn.RemoteAddr().String(), created: now, lastUsed: now,
+	}, nil
+}
+
+// Release returns an idle, clean connection.
+func (p *Pool) Release(c *Conn) {
+	c.lastUsed = time.Now()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.Destroy(c)
+		return
+	}
+	if e := p.waiters.Front(); e != nil {
+		p.waiters.Remove(e)
+		p.mu.Unlock()
+		e.Value.(chan *Conn) <- c
+		return
+	}
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+}
+
+// Destroy closes a connection that must not be reused (broken, or left in a
+// transaction) and frees its slot.
+func (p *Pool) Destroy(c *Conn) {
+	// Terminate politely; the server rolls back whatever was open.
+	c.Net.SetWriteDeadline(time.Now().Add(time.Second))
+	c.Net.Write([]byte{'X', 0, 0, 0, 4})
+	c.Net.Close()
+	p.mu.Lock()
+	p.stat.Destroyed++
+	p.mu.Unlock()
+	p.releaseCapacity()
+}
+
+func (p *Pool) releaseCapacity() {
+	p.mu.Lock()
+	if e := p.waiters.Front(); e != nil && !p.closed {
+		p.waiters.Remove(e)
+		p.mu.Unlock()
+		e.Value.(chan *Conn) <- nil // the waiter dials in our slot
+		return
+	}
+	p.total--
+	p.mu.Unlock()
+}
+
+// Stat returns counters and gauges.
+func (p *Pool) Stat() Stat {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.stat
+	s.Total, s.Idle, s.Waiting = p.total, len(p.idle), p.waiters.Len()
+	s.InUse = p.total - len(p.idle)
+	return s
+}
+
+// Cancel asks the server to cancel whatever c is running right now.
+func (p *Pool) Cancel(ctx context.Context, c *Conn) error {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", c.addr)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	buf := make([]byte, 12+len(c.SecretKey))
+	binary.BigEndian.PutUint32(buf[0:], uint32(len(buf)))
+	binary.BigEndian.PutUint32(buf[4:], 80877102)
+	binary.BigEndian.PutUint32(buf[8:], c.PID)
+	copy(buf[12:], c.SecretKey)
+	_, err = nc.Write(buf)
+	return err
+}
+
+// Close closes idle connections and stops the janitor; lent connections are
+// destroyed when they come back.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	idle := p.idle
+	p.idle = nil
+	for e := p.waiters.Front(); e != nil; e = e.Next() {
+		close(e.Value.(chan *Conn))
+	}
+	p.waiters.Init()
+	p.mu.Unlock()
+	close(p.done)
+	for _, c := range idle {
+		p.Destroy(c)
+	}
+	p.wg.Wait()
+}
+
+// janitor closes connections idle past IdleTimeout (keeping MinIdle) and
+// keeps MinIdle connections dialled.
+func (p *Pool) janitor() {
+	defer p.wg.Done()
+	interval := time.Second
+	if p.cfg.IdleTimeout > 0 && p.cfg.IdleTimeout/4 < interval {
+		interval = max(p.cfg.IdleTimeout/4, 10*time.Millisecond)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		var expired []*Conn
+		p.mu.Lock()
+		keep := p.idle[:0]
+		for i, c := range p.idle {
+			tooIdle := p.cfg.IdleTimeout > 0 && now.Sub(c.lastUsed) > p.cfg.IdleTimeout && len(p.idle)-i > p.cfg.MinIdle
+			tooOld := p.cfg.MaxLifetime > 0 && now.Sub(c.created) > p.cfg.MaxLifetime
+			if tooIdle || tooOld {
+				expired = append(expired, c)
+			} else {
+				keep = append(keep, c)
+			}
+		}
+		p.idle = keep
+		missing := p.cfg.MinIdle - len(p.idle)
+		if room := p.cfg.MaxSize - p.total; missing > room {
+			missing = room
+		}
+		if missing > 0 {
+			p.total += missing
+		}
+		p.mu.Unlock()
+		for _, c := range expired {
+			p.Destroy(c)
+		}
+		for range max(missing, 0) {
+			ctx, cancel := context.WithTimeout(context.Background(), p.pgcfg.ConnectTimeout+time.Second)
+			c, err := p.dial(ctx)
+			cancel()
+			if err != nil {
+				p.releaseCapacity()
+				p.log.Warn("could not keep min_idle connections", zap.Error(err))
+				continue
+			}
+			p.Release(c)
+		}
+	}
+}

@@ -1,0 +1,417 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/pgtenant/pgtenant/auth"
+	"github.com/pgtenant/pgtenant/pool"
+)
+
+// session is one client connection after authentication. It reads the
+// client's messages, frames them into transactions, lends a server
+// connection for each transaction, and relays the responses.
+type session struct {
+	srv    *Server
+	log    *zap.Logger
+	client net.Conn
+	cr     msgReader
+	cw     *bufio.Writer
+	id     auth.Identity
+	pool   *pool.Pool
+	frame  string
+	nFrame int
+	key    cancelKey
+
+	// mu guards server and busy against the cancel path.
+	mu     sync.Mutex
+	server *pool.Conn
+	busy   bool // a batch is in flight on server
+	// cancelled: a cancel was forwarded for the current server connection;
+	// it is drained before the connection goes back to the pool.
+	cancelled chan struct{}
+
+	sr msgReader // reader over server.R while a server is held
+
+	// Prepared statements, by the client's name. Server-side names are
+	// derived from the statement, so clients share them per connection.
+	stmts       map[string]*preparedStmt
+	unnamed     []byte // body of the client's last Parse of the unnamed statement
+	portalKinds map[string]stmtKind
+
+	// pending holds extended-protocol messages until Sync or Flush.
+	pending []clientMsg
+	// skipping: an extended-protocol error happened and the server discards
+	// messages until the client's Sync.
+	skipping bool
+	// implicit: the proxy opened the transaction the server is in and must
+	// COMMIT it at the client's Sync.
+	implicit bool
+	// framed: the server is in a framed transaction (ours or the client's).
+	framed bool
+
+	out []byte // client output being assembled for the current response
+}
+
+type clientMsg struct {
+	typ  byte
+	body []byte
+}
+
+// preparedStmt is a client's named statement.
+type preparedStmt struct {
+	serverName string
+	parse      []byte // Parse body naming serverName, for re-preparing
+	kind       stmtKind
+	why        string
+}
+
+// serverState is the proxy's knowledge about a server connection.
+type serverState struct {
+	prepared map[string]bool
+	// unnamedOwner is the session whose unnamed statement the server holds.
+	unnamedOwner *session
+}
+
+func stateOf(c *pool.Conn) *serverState {
+	if st, ok := c.State.(*serverState); ok {
+		return st
+	}
+	st := &serverState{prepared: map[string]bool{}}
+	c.State = st
+	return st
+}
+
+// errServerLost ends a session after its server connection failed.
+var errServerLost = errors.New("server connection lost")
+
+// run serves the client until it terminates or fails.
+func (s *session) run(ctx context.Context) error {
+	defer s.releaseServer(false)
+	for {
+		typ, body, err := s.cr.next()
+		if err != nil {
+			var tooLong errTooLong
+			if errors.As(err, &tooLong) {
+				s.fatal(errProtocol("%v", err))
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+				return nil // the client went away
+			}
+			return err
+		}
+		switch typ {
+		case 'Q':
+			sql, _, ok := cstring(body)
+			if !ok {
+				s.fatal(errProtocol("malformed Query message"))
+				return errors.New("malformed Query")
+			}
+			err = s.simpleQuery(ctx, sql)
+		case 'P', 'B', 'D', 'E', 'C':
+			s.pending = append(s.pending, clientMsg{typ, append([]byte(nil), body...)})
+			continue
+		case 'S', 'H':
+			s.pending = append(s.pending, clientMsg{typ, nil})
+			err = s.extended(ctx)
+		case 'X':
+			return nil
+		case 'd', 'c', 'f':
+			// CopyData/CopyDone/CopyFail outside COPY: Postgres ignores them.
+			continue
+		case 'F':
+			err = s.replyError(&pgError{Code: "0A000", Message: "the FunctionCall protocol message is not supported by pgtenant",
+				Hint: "Call the function with SELECT instead."})
+		default:
+			s.fatal(errProtocol("unexpected message type %q", typ))
+			return fmt.Errorf("unexpected client message %q", typ)
+		}
+		if err != nil {
+			if errors.Is(err, errBatchAborted) {
+				continue // the client was answered and may go on
+			}
+			if errors.Is(err, errServerLost) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// fatal sends a FATAL error and leaves closing to the caller.
+func (s *session) fatal(e *pgError) {
+	e.Severity = "FATAL"
+	s.cw.Write(e.appendTo(nil))
+	s.cw.Flush()
+}
+
+// replyError answers the client itself, without a server round trip.
+func (s *session) replyError(e *pgError) error {
+	s.out = e.appendTo(s.out[:0])
+	s.out = appendReadyForQuery(s.out, s.txStatus())
+	_, err := s.cw.Write(s.out)
+	if err == nil {
+		err = s.cw.Flush()
+	}
+	return err
+}
+
+func (s *session) txStatus() byte {
+	if s.server != nil && s.framed && !s.implicit {
+		return 'T'
+	}
+	return 'I'
+}
+
+// acquire makes sure the session holds a server connection.
+func (s *session) acquire(ctx context.Context) error {
+	if s.server != nil {
+		return nil
+	}
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		var ex *pool.ExhaustedError
+		if errors.As(err, &ex) {
+			s.srv.metrics.poolTimeouts.Add(1)
+			s.log.Warn("no server connection", zap.Error(err))
+			return &pgError{Code: "53300", Message: "pgtenant: " + ex.Error(),
+				Hint: "Raise pool.max_size or acquire_timeout for this database, or reduce concurrent transactions."}
+		}
+		s.log.Error("cannot connect to the server", zap.Error(err))
+		return &pgError{Code: "08006", Message: "pgtenant: cannot connect to the database server",
+			Hint: "The server may be down; see pgtenant's log."}
+	}
+	s.mu.Lock()
+	s.server = c
+	s.mu.Unlock()
+	s.sr = msgReader{r: c.R, buf: s.sr.buf}
+	return nil
+}
+
+// releaseServer gives the server connection back (or destroys it).
+func (s *session) releaseServer(broken bool) {
+	s.mu.Lock()
+	c := s.server
+	s.server = nil
+	s.busy = false
+	cancelled := s.cancelled
+	s.cancelled = nil
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	if broken || s.framed || s.skipping {
+		// Anything but a clean idle connection is closed, never reused.
+		s.pool.Destroy(c)
+		s.framed, s.implicit, s.skipping = false, false, false
+		return
+	}
+	if cancelled != nil {
+		// A cancel was sent for this connection: wait until the server has
+		// delivered it, then let a round trip absorb it, so it can never
+		// hit the next client's statement.
+		<-cancelled
+		if err := drainCancel(c); err != nil {
+			s.pool.Destroy(c)
+			return
+		}
+	}
+	s.pool.Release(c)
+}
+
+// drainCancel runs an empty query; a pending cancel interrupts it (or was
+// already discarded by the idle server) and is gone afterwards.
+func drainCancel(c *pool.Conn) error {
+	if _, err := c.W.Write([]byte{'Q', 0, 0, 0, 5, 0}); err != nil {
+		return err
+	}
+	if err := c.W.Flush(); err != nil {
+		return err
+	}
+	r := msgReader{r: c.R}
+	for {
+		typ, body, err := r.next()
+		if err != nil {
+			return err
+		}
+		if typ == 'Z' {
+			if len(body) != 1 || body[0] != 'I' {
+				return errors.New("server not idle after draining a cancel")
+			}
+			return nil
+		}
+	}
+}
+
+// simpleQuery handles a Query message.
+func (s *session) simpleQuery(ctx context.Context, sql string) error {
+	stmts := splitStatements(sql)
+	if len(stmts) == 0 {
+		// Postgres answers an empty query without a transaction.
+		s.out = append(s.out[:0], 'I', 0, 0, 0, 4)
+		s.out = appendReadyForQuery(s.out, s.txStatus())
+		s.cw.Write(s.out)
+		return s.cw.Flush()
+	}
+	for _, st := range stmts {
+		if e := refusal(st); e != nil {
+			if s.server != nil && s.framed {
+				// Inside the client's transaction: fail it on the server so
+				// its state matches what the client was told.
+				return s.runSimple(ctx, simplePlan{text: raiseSQL(e), injected: []bool{false}, quiet: []bool{false}, framed: true})
+			}
+			return s.replyError(e)
+		}
+	}
+	return s.runSimple(ctx, planSimple(sql, stmts, s.server != nil && s.framed, s.frame, s.nFrame))
+}
+
+// refusal returns the error for statements pgtenant cannot run, or nil.
+func refusal(st statement) *pgError {
+	switch st.kind {
+	case kindNoTxBlock:
+		return &pgError{Code: "25001",
+			Message: st.why + " cannot run through pgtenant: every statement runs inside a transaction block (transaction pooling with tenant context)",
+			Hint:    "Run it on a direct connection to the database as its owner."}
+	case kindSessionOnly:
+		return &pgError{Code: "0A000",
+			Message: st.why + " is not supported in pgtenant's transaction mode: the server connection is shared between transactions",
+			Hint:    "See the compatibility table in pgtenant's README."}
+	case kindPrepareTxn:
+		return &pgError{Code: "0A000",
+			Message: "PREPARE TRANSACTION is not supported in pgtenant's transaction mode",
+			Hint:    "Two-phase commit needs a session of its own; use a direct connection."}
+	}
+	return nil
+}
+
+func (s *session) runSimple(ctx context.Context, p simplePlan) error {
+	if err := s.acquire(ctx); err != nil {
+		var pe *pgError
+		if errors.As(err, &pe) {
+			return s.replyError(pe)
+		}
+		return err
+	}
+	st := stateOf(s.server)
+	var exps []expect
+	w := s.server.W
+	if p.before != "" {
+		w.Write(appendQuery(nil, p.before))
+		exps = append(exps, expect{kind: expQuery, injected: true})
+	}
+	w.Write(appendQuery(nil, p.text))
+	exps = append(exps, expect{kind: expQuery, stmtInjected: p.injected, stmtQuiet: p.quiet, sent: p.text, ins: p.ins})
+	for _, a := range p.after {
+		w.Write(appendQuery(nil, a))
+		exps = append(exps, expect{kind: expQuery, injected: true})
+	}
+	st.unnamedOwner = nil // a simple Query destroys the unnamed statement
+	status, err := s.exchange(exps)
+	if err != nil {
+		return err
+	}
+	return s.finish(status)
+}
+
+// finish records the server's transaction status after a batch and gives
+// the connection back when the transaction is over.
+func (s *session) finish(status byte) error {
+	switch status {
+	case 'I':
+		s.framed, s.implicit = false, false
+		s.releaseServer(false)
+	case 'T', 'E':
+		// Still inside the client's transaction: keep the connection.
+		if !s.framed {
+			// The client opened a transaction we did not see coming (e.g. a
+			// BEGIN whose frame was skipped). Never run unframed: end it.
+			s.framed = true
+		}
+	}
+	return nil
+}
+
+// extended handles the buffered extended-protocol messages at a Sync or
+// Flush.
+func (s *session) extended(ctx context.Context) error {
+	msgs := s.pending
+	s.pending = s.pending[:0]
+	if err := s.acquire(ctx); err != nil {
+		var pe *pgError
+		if !errors.As(err, &pe) {
+			return err
+		}
+		// Answer like the server would: the error, then skip to Sync.
+		s.out = pe.appendTo(s.out[:0])
+		if msgs[len(msgs)-1].typ == 'S' {
+			s.out = appendReadyForQuery(s.out, s.txStatus())
+		}
+		s.cw.Write(s.out)
+		return s.cw.Flush()
+	}
+	var b batch
+	b.s = s
+	b.st = stateOf(s.server)
+	b.build(msgs)
+	if _, err := s.server.W.Write(b.buf); err != nil {
+		return s.serverFailed(err)
+	}
+	status, err := s.exchange(b.exps)
+	if err != nil {
+		return err
+	}
+	if msgs[len(msgs)-1].typ == 'H' {
+		// Flush: the unit of work goes on; keep the server connection.
+		return s.cw.Flush()
+	}
+	return s.finish(status)
+}
+
+// serverStatementName names a statement on the server by what it is, so
+// that clients executing the same statement share it.
+func serverStatementName(query string, paramOIDs []byte) string {
+	h := sha256.New()
+	h.Write([]byte(query))
+	h.Write([]byte{0})
+	h.Write(paramOIDs)
+	return "pgtenant_" + hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// parseBody encodes a Parse message body.
+func parseBody(name, query string, oids []byte) []byte {
+	b := make([]byte, 0, len(name)+len(query)+4+len(oids))
+	b = append(append(b, name...), 0)
+	b = append(append(b, query...), 0)
+	return append(b, oids...)
+}
+
+// splitParse decodes a Parse body: name, query and the raw parameter type
+// count and OIDs.
+func splitParse(body []byte) (name, query string, oids []byte, ok bool) {
+	name, rest, ok := cstring(body)
+	if !ok {
+		return
+	}
+	query, rest, ok = cstring(rest)
+	if !ok {
+		return
+	}
+	if len(rest) < 2 || len(rest) != 2+4*int(binary.BigEndian.Uint16(rest)) {
+		return "", "", nil, false
+	}
+	return name, query, rest, true
+}
+
+func quoteName(n string) string { return strconv.Quote(n) }
