@@ -71,7 +71,7 @@ func (e *ExhaustedError) Error() string {
 
 // Stat is a snapshot of a pool.
 type Stat struct {
-	Total, Idle, InUse, Waiting int
+	Total, Idle, InUse, Waiting  int
 	Acquired, Dialled, Destroyed int64
 	TimedOut, Rejected           int64
 }

@@ -1,7 +1,6 @@
 package proxy
 
-import (
-)
+import ()
 
 // batch turns one run of extended-protocol messages (up to Sync or Flush)
 // into what is written to the server, plus the expectations for relaying.
@@ -338,4 +337,3 @@ func (b *batch) sync() {
 	}
 	s.portalKinds = map[string]stmtKind{}
 }
-

@@ -198,12 +198,18 @@ func unshift(sent string, ins []insertion) string {
 // frameSQL is the SET LOCAL list for an identity. Values are quoted as
 // literals; tenant ids and proofs are hex and dashes, roles are checked
 // identifiers, so nothing here comes from the client's text.
+//
+// RESET ALL comes first: a previous client may have changed session
+// settings on this server connection (set_config(…, false) inside a
+// function cannot be seen by parsing), and none of that may reach this
+// client. It leaves the role, session authorization and the transaction's
+// isolation level alone, and takes no snapshot.
 func frameSQL(role string, tenant string, proof string) (string, int) {
 	if tenant == "" {
-		return fmt.Sprintf("SET LOCAL ROLE %s", quoteIdent(role)), 1
+		return fmt.Sprintf("RESET ALL; SET LOCAL ROLE %s", quoteIdent(role)), 2
 	}
-	return fmt.Sprintf("SET LOCAL ROLE %s; SET LOCAL erun.tenant_id = '%s'; SET LOCAL erun.tenant_proof = '%s'",
-		quoteIdent(role), tenant, proof), 3
+	return fmt.Sprintf("RESET ALL; SET LOCAL ROLE %s; SET LOCAL erun.tenant_id = '%s'; SET LOCAL erun.tenant_proof = '%s'",
+		quoteIdent(role), tenant, proof), 4
 }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

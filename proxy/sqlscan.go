@@ -35,8 +35,8 @@ type statement struct {
 }
 
 // splitStatements splits a simple-query string into statements the way the
-// server's lexer does for the purposes that matter here: quotes ('', "",
-// E'', $tag$…$tag$), comments (--, nested /* */) and semicolons. It never
+// server's lexer does for the purposes that matter here: quotes (”, "",
+// E”, $tag$…$tag$), comments (--, nested /* */) and semicolons. It never
 // fails; text it cannot make sense of stays in one statement and the
 // server reports the syntax error.
 func splitStatements(sql string) []statement {
@@ -124,7 +124,7 @@ func skipBlockComment(sql string, i int) int {
 	return i
 }
 
-// isEscapeString reports whether the quote at i opens an E'' string, in
+// isEscapeString reports whether the quote at i opens an E” string, in
 // which backslash escapes the next character.
 func isEscapeString(sql string, i int) bool {
 	if i == 0 || (sql[i-1] != 'e' && sql[i-1] != 'E') {

@@ -17,18 +17,18 @@ import (
 
 // Config is the whole configuration.
 type Config struct {
-	Listen     string              `yaml:"listen"`
-	ClientTLS  ClientTLS           `yaml:"client_tls"`
-	Databases  map[string]Database `yaml:"databases"`
-	JWT        JWT                 `yaml:"jwt"`
-	APIKeys    APIKeys             `yaml:"api_keys"`
-	Roles      map[string]string   `yaml:"roles"` // credential role -> PostgreSQL role
+	Listen    string              `yaml:"listen"`
+	ClientTLS ClientTLS           `yaml:"client_tls"`
+	Databases map[string]Database `yaml:"databases"`
+	JWT       JWT                 `yaml:"jwt"`
+	APIKeys   APIKeys             `yaml:"api_keys"`
+	Roles     map[string]string   `yaml:"roles"` // credential role -> PostgreSQL role
 	// CrossTenantRoles need no tenant in the credential (they see all
 	// tenants through their own policies).
 	CrossTenantRoles []string `yaml:"cross_tenant_roles"`
-	ContextKey Secret              `yaml:"context_key"`
-	Timeouts   Timeouts            `yaml:"timeouts"`
-	Log        Log                 `yaml:"log"`
+	ContextKey       Secret   `yaml:"context_key"`
+	Timeouts         Timeouts `yaml:"timeouts"`
+	Log              Log      `yaml:"log"`
 }
 
 // ClientTLS configures TLS between clients and pgtenant.
@@ -78,9 +78,9 @@ type Pool struct {
 // JWT configures token verification.
 type JWT struct {
 	Keys        []JWTKey      `yaml:"keys"`
-	Issuers     []string      `yaml:"issuers"`   // accepted iss values; empty accepts any
-	Audience    string        `yaml:"audience"`  // required aud, if set
-	Leeway      time.Duration `yaml:"leeway"`    // clock skew allowed for exp/nbf/iat
+	Issuers     []string      `yaml:"issuers"`  // accepted iss values; empty accepts any
+	Audience    string        `yaml:"audience"` // required aud, if set
+	Leeway      time.Duration `yaml:"leeway"`   // clock skew allowed for exp/nbf/iat
 	RequireExp  *bool         `yaml:"require_exp"`
 	TenantClaim string        `yaml:"tenant_claim"`
 	RoleClaim   string        `yaml:"role_claim"`

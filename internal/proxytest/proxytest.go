@@ -59,6 +59,9 @@ type Options struct {
 	PoolYAML string
 	// TopYAML is appended at the top level.
 	TopYAML string
+	// JWTYAML replaces the body of the jwt block (default: one HS256 key
+	// with HMACSecret).
+	JWTYAML string
 	// Logger for the proxy; default logs through the test.
 	Logger *zap.Logger
 }
@@ -90,13 +93,16 @@ func Start(t testing.TB, o Options) *Env {
 	}
 	e := &Env{T: t, Server: srv, AdminDSN: dsn, DBName: name, Key: key, A: tenants[0], B: tenants[1], Admin: admin}
 
+	jwtYAML := o.JWTYAML
+	if jwtYAML == "" {
+		jwtYAML = fmt.Sprintf("keys: [{alg: HS256, secret: %q}]\nleeway: 1s", HMACSecret)
+	}
 	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
 client_tls: {mode: allow}
 context_key: %q
 roles: {tenant: erun_tenant, operations: erun_operations}
 jwt:
-  keys: [{alg: HS256, secret: %q}]
-  leeway: 1s
+%s
 api_keys: {cache_ttl: 1s, negative_cache_ttl: 1s}
 databases:
   %s:
@@ -110,7 +116,7 @@ databases:
       acquire_timeout: 10s
 %s
 %s
-`, key.Encode(), HMACSecret, name, srv.Host, srv.Port,
+`, key.Encode(), indent(jwtYAML, "  "), name, srv.Host, srv.Port,
 		roles.DefaultTenantLogin, tenantPassword, roles.DefaultOperationsLogin, operationsPassword,
 		indent(o.PoolYAML, "      "), o.TopYAML)
 	cfg, err := config.Parse([]byte(yaml))
