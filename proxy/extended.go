@@ -294,6 +294,7 @@ func (b *batch) execute(body []byte) {
 			e.quiet = s.implicit
 			s.implicit = false
 		case kindCommit, kindRollback:
+			e.noTxWarn = s.implicit
 			s.framed, s.implicit = false, false
 		case kindCommitChain, kindRollbackChain:
 			frameAfter = true

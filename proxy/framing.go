@@ -29,6 +29,9 @@ type simplePlan struct {
 	// ones (a client BEGIN inside the proxy's own wrapper would warn).
 	injected []bool
 	quiet    []bool
+	// noTxWarn marks client COMMIT/ROLLBACKs that end the proxy's wrapper:
+	// Postgres would have warned that no transaction was in progress.
+	noTxWarn []bool
 	after    []string // Queries sent after the client's: frames, then COMMIT
 	// framed: after this message the server is inside a transaction the
 	// client opened (the proxy keeps the connection).
@@ -45,6 +48,7 @@ func planSimple(sql string, stmts []statement, framed bool, frame string, frameS
 	mark := func(injected, quiet bool) {
 		p.injected = append(p.injected, injected)
 		p.quiet = append(p.quiet, quiet)
+		p.noTxWarn = append(p.noTxWarn, false)
 	}
 	splice := func(at int, s string, n int) {
 		b.WriteString(sql[last:at])
@@ -57,7 +61,7 @@ func planSimple(sql string, stmts []statement, framed bool, frame string, frameS
 	}
 	for i, st := range stmts {
 		isLast := i == len(stmts)-1
-		quiet := false
+		quiet, warn := false, false
 		var frameAfter bool
 		if !framed {
 			switch st.kind {
@@ -79,12 +83,14 @@ func planSimple(sql string, stmts []statement, framed bool, frame string, frameS
 				quiet = implicit // our wrapper makes it warn; the client opened nothing
 				implicit = false
 			case kindCommit, kindRollback:
+				warn = implicit
 				framed, implicit = false, false
 			case kindCommitChain, kindRollbackChain:
 				frameAfter = true // the chained transaction starts without our SETs
 			}
 		}
 		mark(false, quiet)
+		p.noTxWarn[len(p.noTxWarn)-1] = warn
 		if frameAfter {
 			if isLast {
 				p.after = append(p.after, frame)
@@ -99,7 +105,7 @@ func planSimple(sql string, stmts []statement, framed bool, frame string, frameS
 		// Injected statements were marked where they were spliced, before
 		// the client statement they precede or after the one they follow;
 		// restore text order.
-		p.injected, p.quiet = orderMarks(sql, p)
+		p.injected, p.quiet, p.noTxWarn = orderMarks(sql, p)
 	} else {
 		p.text = sql
 	}
@@ -111,31 +117,32 @@ func planSimple(sql string, stmts []statement, framed bool, frame string, frameS
 }
 
 // orderMarks recomputes the per-statement marks in the order the
-// statements appear in the rewritten text.
-func orderMarks(sql string, p simplePlan) ([]bool, []bool) {
+// statements appear in the rewritten text: everything inside an insertion
+// is injected, client statements keep their flags.
+func orderMarks(sql string, p simplePlan) (injected, quiet, warn []bool) {
 	stmts := splitStatements(p.text)
-	injected := make([]bool, len(stmts))
-	quiet := make([]bool, len(stmts))
-	clientIdx := 0
-	// Client statements keep their quiet flag; everything that lies inside
-	// an insertion is injected.
-	var clientQuiet []bool
+	injected = make([]bool, len(stmts))
+	quiet = make([]bool, len(stmts))
+	warn = make([]bool, len(stmts))
+	var clientQuiet, clientWarn []bool
 	for i, inj := range p.injected {
 		if !inj {
 			clientQuiet = append(clientQuiet, p.quiet[i])
+			clientWarn = append(clientWarn, p.noTxWarn[i])
 		}
 	}
+	clientIdx := 0
 	for k, st := range stmts {
 		if insideInsertion(p.ins, st.start) {
 			injected[k] = true
 			continue
 		}
 		if clientIdx < len(clientQuiet) {
-			quiet[k] = clientQuiet[clientIdx]
+			quiet[k], warn[k] = clientQuiet[clientIdx], clientWarn[clientIdx]
 		}
 		clientIdx++
 	}
-	return injected, quiet
+	return injected, quiet, warn
 }
 
 // insideInsertion reports whether byte offset off of the rewritten text

@@ -154,3 +154,5 @@ func probe(t *testing.T, conn *pgx.Conn, e *proxytest.Env) {
 		t.Fatalf("probe: own=%d foreign=%d user=%s tenant=%s", own, foreign, user, tenant)
 	}
 }
+
+func errorAs(err error, target **pgconn.PgError) bool { return errors.As(err, target) }

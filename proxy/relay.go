@@ -16,11 +16,15 @@ type expect struct {
 	kind     expKind
 	injected bool // the proxy's own message: its results never reach the client (its errors do)
 	quiet    bool // drop notices (a client BEGIN inside the proxy's wrapper)
+	// noTxWarn: a client COMMIT/ROLLBACK that ends the proxy's wrapper;
+	// Postgres would warn that no transaction was in progress.
+	noTxWarn bool
 
 	// expQuery: per-statement marks of the sent text, and splices for
 	// mapping error positions back to the client's text.
 	stmtInjected []bool
 	stmtQuiet    []bool
+	stmtWarn     []bool
 	sent         string
 	ins          []insertion
 	stmtIdx      int
@@ -162,6 +166,9 @@ func (s *session) result(e *expect, typ byte, body []byte, errored bool) (bool, 
 		switch typ {
 		case 'C', 'I':
 			if !drop {
+				if e.stmtIdx < len(e.stmtWarn) && e.stmtWarn[e.stmtIdx] {
+					s.cw.Write(noTransactionWarning)
+				}
 				s.relay(typ, body)
 			}
 			e.stmtIdx++
@@ -193,6 +200,9 @@ func (s *session) result(e *expect, typ byte, body []byte, errored bool) (bool, 
 			s.relay(typ, body)
 			return false, s.copyIn()
 		case 'C', 'I', 's':
+			if e.noTxWarn {
+				s.cw.Write(noTransactionWarning)
+			}
 			s.relay(typ, body)
 			return true, nil
 		default:
@@ -202,6 +212,12 @@ func (s *session) result(e *expect, typ byte, body []byte, errored bool) (bool, 
 	}
 	return false, s.desync(typ, e)
 }
+
+// noTransactionWarning is what Postgres says for COMMIT outside a block.
+var noTransactionWarning = func() []byte {
+	n := pgproto3NoticeWarning("25P01", "there is no transaction in progress")
+	return n
+}()
 
 func (s *session) relay(typ byte, body []byte) {
 	var hdr [5]byte

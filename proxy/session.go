@@ -269,7 +269,7 @@ func (s *session) simpleQuery(ctx context.Context, sql string) error {
 			if s.server != nil && s.framed {
 				// Inside the client's transaction: fail it on the server so
 				// its state matches what the client was told.
-				return s.runSimple(ctx, simplePlan{text: raiseSQL(e), injected: []bool{false}, quiet: []bool{false}, framed: true})
+				return s.runSimple(ctx, simplePlan{text: raiseSQL(e), injected: []bool{false}, quiet: []bool{false}, noTxWarn: []bool{false}, framed: true})
 			}
 			return s.replyError(e)
 		}
@@ -312,7 +312,7 @@ func (s *session) runSimple(ctx context.Context, p simplePlan) error {
 		exps = append(exps, expect{kind: expQuery, injected: true})
 	}
 	w.Write(appendQuery(nil, p.text))
-	exps = append(exps, expect{kind: expQuery, stmtInjected: p.injected, stmtQuiet: p.quiet, sent: p.text, ins: p.ins})
+	exps = append(exps, expect{kind: expQuery, stmtInjected: p.injected, stmtQuiet: p.quiet, stmtWarn: p.noTxWarn, sent: p.text, ins: p.ins})
 	for _, a := range p.after {
 		w.Write(appendQuery(nil, a))
 		exps = append(exps, expect{kind: expQuery, injected: true})

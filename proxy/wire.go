@@ -153,3 +153,10 @@ func rewriteErrorField(body []byte, f byte, v string) []byte {
 	}
 	return append(out, 0)
 }
+
+// pgproto3NoticeWarning encodes a NoticeResponse of severity WARNING.
+func pgproto3NoticeWarning(code, msg string) []byte {
+	n := pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: code, Message: msg}
+	out, _ := n.Encode(nil)
+	return out
+}

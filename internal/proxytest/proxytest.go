@@ -93,6 +93,10 @@ func Start(t testing.TB, o Options) *Env {
 	}
 	e := &Env{T: t, Server: srv, AdminDSN: dsn, DBName: name, Key: key, A: tenants[0], B: tenants[1], Admin: admin}
 
+	poolYAML := o.PoolYAML
+	if !strings.Contains(poolYAML, "acquire_timeout") {
+		poolYAML += "\nacquire_timeout: 10s" // generous: CI machines are slow
+	}
 	jwtYAML := o.JWTYAML
 	if jwtYAML == "" {
 		jwtYAML = fmt.Sprintf("keys: [{alg: HS256, secret: %q}]\nleeway: 1s", HMACSecret)
@@ -113,12 +117,11 @@ databases:
       - {user: %s, password: %q, roles: [erun_tenant]}
       - {user: %s, password: %q, roles: [erun_operations], resolver: true}
     pool:
-      acquire_timeout: 10s
 %s
 %s
 `, key.Encode(), indent(jwtYAML, "  "), name, srv.Host, srv.Port,
 		roles.DefaultTenantLogin, tenantPassword, roles.DefaultOperationsLogin, operationsPassword,
-		indent(o.PoolYAML, "      "), o.TopYAML)
+		indent(poolYAML, "      "), o.TopYAML)
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
