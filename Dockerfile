@@ -12,4 +12,4 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/pgtenant /usr/local/bin/pgtenant
 USER nonroot
 ENTRYPOINT ["/usr/local/bin/pgtenant"]
-CMD ["help"]
+CMD ["serve", "--config", "/etc/pgtenant/pgtenant.yaml"]

@@ -26,6 +26,9 @@ type command struct {
 }
 
 var commands = []command{
+	{"serve", "run the proxy (--config pgtenant.yaml)", runServe},
+	{"token", "mint a JWT with the configured HMAC key (development and tests)", runToken},
+	{"apikey", "create, list or revoke API keys", runAPIKey},
 	{"dev", "run PostgreSQL 18 with the migrated, seeded blueprint for local development", runDev},
 	{"migrate", "apply the schema migrations (migrate hash: rewrite migrations/atlas.sum)", runMigrate},
 	{"setup-roles", "create the proxy's login roles and install a context signing key", runSetupRoles},
@@ -73,12 +76,18 @@ func usage() {
 	fmt.Fprintln(os.Stderr, "\nRun pgtenant <command> -h for its flags.")
 }
 
-func newLogger() *zap.Logger {
+func newLogger() *zap.Logger { return buildLogger(os.Getenv("PGTENANT_LOG_FORMAT"), "info") }
+
+// buildLogger: console (coloured, for people) or json (for collectors).
+func buildLogger(format, level string) *zap.Logger {
 	cfg := zap.NewDevelopmentConfig()
 	cfg.DisableStacktrace = true
 	cfg.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
-	if os.Getenv("PGTENANT_LOG_FORMAT") == "json" {
+	if format == "json" {
 		cfg = zap.NewProductionConfig()
+	}
+	if lvl, err := zap.ParseAtomicLevel(level); err == nil {
+		cfg.Level = lvl
 	}
 	log, err := cfg.Build()
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/pgtenant/pgtenant/internal/migrate"
 	"github.com/pgtenant/pgtenant/internal/pgcluster"
 	"github.com/pgtenant/pgtenant/internal/roles"
+	"github.com/pgtenant/pgtenant/internal/serve"
 	"github.com/pgtenant/pgtenant/internal/tenantctx"
 )
 
@@ -32,6 +33,7 @@ type Options struct {
 	BinDir   string // PostgreSQL 18 binaries
 	Port     int    // PostgreSQL port on 127.0.0.1
 	Database string
+	Listen   string // the proxy's address
 }
 
 // state is what the first run generates and later runs reuse.
@@ -41,6 +43,10 @@ type state struct {
 	OperationsPassword string `json:"operations_login_password"`
 	ContextKey         string `json:"context_key"`
 	DataDir            string `json:"data_dir"`
+	JWTSecret          string `json:"jwt_secret"`
+	// APIKeys are created once and kept, by tenant slug ("operations" for
+	// the operations key).
+	APIKeys map[string]string `json:"api_keys"`
 }
 
 // Env is a running development environment.
@@ -48,6 +54,8 @@ type Env struct {
 	Cluster  *pgcluster.Cluster
 	Tenants  []devseed.Tenant
 	AdminDSN string
+	Proxy    *serve.Running
+	Clients  Clients
 	state    state
 	opts     Options
 	key      tenantctx.Key
@@ -94,6 +102,10 @@ func Start(ctx context.Context, log *zap.Logger, opts Options) (*Env, error) {
 		c.Stop()
 		return nil, err
 	}
+	if err := env.startProxy(ctx, log); err != nil {
+		c.Stop()
+		return nil, err
+	}
 	return env, nil
 }
 
@@ -130,22 +142,29 @@ func (e *Env) prepare(ctx context.Context, log *zap.Logger) error {
 	return err
 }
 
-// Stop shuts PostgreSQL down cleanly.
-func (e *Env) Stop() error { return e.Cluster.Stop() }
+// Stop shuts the proxy, then PostgreSQL, down cleanly.
+func (e *Env) Stop() error {
+	var err error
+	if e.Proxy != nil {
+		err = e.Proxy.Stop()
+	}
+	return errors.Join(err, e.Cluster.Stop())
+}
 
 // PrintInstructions writes how to connect to out.
 func (e *Env) PrintInstructions(out io.Writer) {
-	fmt.Fprintf(out, "\npgtenant dev: PostgreSQL %d on %s, database %q, data in %s\n\n",
-		e.Cluster.Major, e.Cluster.Addr(), e.opts.Database, e.state.DataDir)
-	fmt.Fprintf(out, "Superuser:\n  psql '%s'\n\n", e.AdminDSN)
-	tenantDSN := e.Cluster.DSN(roles.DefaultTenantLogin, e.state.TenantPassword, e.opts.Database)
-	for _, t := range e.Tenants {
-		fmt.Fprintf(out, "Tenant %s (%s), acting exactly as the proxy does for each transaction:\n", t.Slug, t.ID)
-		fmt.Fprintf(out, "  psql '%s' -c \"BEGIN; SET LOCAL ROLE erun_tenant; SET LOCAL erun.tenant_id = '%s'; SET LOCAL erun.tenant_proof = '%s'; SELECT name FROM projects; COMMIT\"\n\n",
-			tenantDSN, t.ID, e.key.Proof(t.ID))
+	fmt.Fprintf(out, "\npgtenant dev: proxy on %s in front of PostgreSQL %d on %s (database %q, data in %s)\n\n",
+		e.Clients.Proxy, e.Cluster.Major, e.Cluster.Addr(), e.opts.Database, e.state.DataDir)
+	for _, c := range append(e.Clients.Tenants, e.Clients.Operations) {
+		who := "tenant " + c.TenantID
+		if c.TenantID == "" {
+			who = "all tenants"
+		}
+		fmt.Fprintf(out, "%s (%s)\n  psql '%s'\n  psql '%s'   # API key\n\n",
+			c.Name, who, c.DatabaseURL, c.DatabaseURLAPIKey)
 	}
-	opsDSN := e.Cluster.DSN(roles.DefaultOperationsLogin, e.state.OperationsPassword, e.opts.Database)
-	fmt.Fprintf(out, "Operations (all tenants):\n  psql '%s' -c \"BEGIN; SET LOCAL ROLE erun_operations; SELECT tenant_id, name FROM projects; COMMIT\"\n\n", opsDSN)
+	fmt.Fprintf(out, "Superuser, directly to PostgreSQL (bypasses the proxy):\n  psql '%s'\n\n", e.AdminDSN)
+	fmt.Fprintf(out, "The same, machine-readable: %s\n", filepath.Join(e.opts.Dir, "clients.json"))
 	fmt.Fprintln(out, "Press Ctrl-C to stop; running it again reuses the data.")
 }
 
@@ -158,7 +177,13 @@ func loadState(dir string) (state, error) {
 		if err := json.Unmarshal(b, &st); err != nil {
 			return st, fmt.Errorf("%s: %w", path, err)
 		}
-		return st, nil
+		if st.JWTSecret != "" {
+			return st, nil
+		}
+		// State from before the proxy joined: add what is missing.
+		st.JWTSecret = randomHex(32)
+		b, _ = json.MarshalIndent(st, "", "  ")
+		return st, os.WriteFile(path, b, 0o600)
 	case !errors.Is(err, os.ErrNotExist):
 		return st, err
 	}
@@ -171,6 +196,7 @@ func loadState(dir string) (state, error) {
 		return st, err
 	}
 	st = state{
+		JWTSecret:          randomHex(32),
 		SuperuserPassword:  randomHex(16),
 		TenantPassword:     randomHex(16),
 		OperationsPassword: randomHex(16),
