@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/pgtenant
 
-.PHONY: all build dev test lint postgres test-deps clean
+.PHONY: all build dev test lint postgres test-deps bench clean
 
 all: build
 
@@ -34,3 +34,10 @@ lint:
 
 clean:
 	rm -rf bin .cache
+
+# pgbench: PostgreSQL directly vs PgBouncer (transaction mode) vs pgtenant.
+# BENCH_SECONDS per run (default 10), BENCH_CLIENTS (default 10,100).
+bench:
+	@PG_BIN="$$(scripts/provision-postgres.sh)" && export PG_BIN && \
+	scripts/provision-bench-deps.sh && \
+	$(GO) run ./bench -seconds $${BENCH_SECONDS:-10} -clients $${BENCH_CLIENTS:-10,100}

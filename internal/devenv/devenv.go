@@ -244,3 +244,12 @@ func randomHex(n int) string {
 	}
 	return hex.EncodeToString(b)
 }
+
+// Key is the context signing key (for tools that frame transactions
+// themselves, as the benchmarks' direct baseline does).
+func (e *Env) Key() tenantctx.Key { return e.key }
+
+// TenantLogin is the tenant login role and its password.
+func (e *Env) TenantLogin() (user, password string) {
+	return roles.DefaultTenantLogin, e.state.TenantPassword
+}

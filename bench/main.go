@@ -1,0 +1,327 @@
+// Command bench compares pgtenant with PostgreSQL directly and with
+// PgBouncer in transaction mode, on the same tenant-scoped workloads, with
+// pgbench as the client.
+//
+// Every target runs the same transaction with the same tenant context:
+//   - direct: the application frames it itself, in one round trip:
+//     BEGIN; SET LOCAL ROLE …; SET LOCAL erun.tenant_id …; SET LOCAL
+//     erun.tenant_proof …; <statement>; COMMIT
+//   - pgbouncer: the same string through PgBouncer (pool_mode=transaction);
+//   - pgtenant: only <statement>; the proxy adds the frame.
+//
+// Pool sizes match (20 server connections for PgBouncer and pgtenant).
+// Run it with `make bench`; it prints TPS and latency per target and the
+// ratios pgtenant/PgBouncer and pgtenant/direct.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	"github.com/pgtenant/pgtenant/internal/devenv"
+	"github.com/pgtenant/pgtenant/internal/pgcluster"
+)
+
+type result struct {
+	target, workload, mode string
+	clients                int
+	tps, latencyMS         float64
+	err                    error
+}
+
+func main() {
+	seconds := flag.Int("seconds", 10, "duration of each pgbench run")
+	clientList := flag.String("clients", "10,100", "client counts to run")
+	dir := flag.String("dir", ".pgtenant/bench", "state directory for the benchmark cluster")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *seconds, *clientList, *dir); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, seconds int, clientList, dir string) error {
+	bin := os.Getenv("PG_BIN")
+	if bin == "" {
+		return errors.New("PG_BIN is not set (make bench provisions it)")
+	}
+	pgbench, err := exec.LookPath("pgbench")
+	if err != nil {
+		return errors.New("pgbench not found: install the PostgreSQL client programs (Debian: postgresql-client)")
+	}
+	pgPort, err := pgcluster.FreePort()
+	if err != nil {
+		return err
+	}
+	env, err := devenv.Start(ctx, zap.NewNop(), devenv.Options{Dir: dir, BinDir: bin, Port: pgPort, Database: "bench", Listen: "127.0.0.1:0"})
+	if err != nil {
+		return err
+	}
+	defer env.Stop()
+	tenant := env.Tenants[0]
+	project, err := loadData(ctx, env.AdminDSN, tenant.ID.String())
+	if err != nil {
+		return err
+	}
+	user, password := env.TenantLogin()
+	frame := fmt.Sprintf("BEGIN; SET LOCAL ROLE erun_tenant; SET LOCAL erun.tenant_id = '%s'; SET LOCAL erun.tenant_proof = '%s'; ",
+		tenant.ID, env.Key().Proof(tenant.ID))
+	workloads := map[string]string{
+		"read":  "\\set n random(1, 1000)\nSELECT project_id, name FROM projects WHERE name = 'p-' || :n;\n",
+		"write": "INSERT INTO tasks (project_id, title) VALUES ('" + project + "', 'bench');\n",
+	}
+	framed := func(script string) string {
+		lines := strings.Split(strings.TrimSpace(script), "\n")
+		last := len(lines) - 1
+		lines[last] = frame + strings.TrimSuffix(lines[last], ";") + "; COMMIT;"
+		return strings.Join(lines, "\n") + "\n"
+	}
+	work, err := os.MkdirTemp("", "pgtenant-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	type target struct {
+		name, addr, user, password string
+		framed                     bool
+		modes                      []string
+	}
+	_, pgPortS, _ := net.SplitHostPort(env.Cluster.Addr())
+	targets := []target{{"direct", "127.0.0.1:" + pgPortS, user, password, true, []string{"simple"}}}
+	bouncer, stopBouncer, err := startPgBouncer(work, pgPortS, user, password)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: PgBouncer is left out: %v\n", err)
+	} else {
+		defer stopBouncer()
+		targets = append(targets, target{"pgbouncer", bouncer, user, password, true, []string{"simple"}})
+	}
+	jwt := env.Clients.Tenants[0].JWT
+	targets = append(targets, target{"pgtenant", env.Proxy.Addr, "bench", jwt, false, []string{"simple", "extended", "prepared"}})
+
+	var results []result
+	for _, clients := range strings.Split(clientList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(clients))
+		if err != nil {
+			return fmt.Errorf("-clients: %w", err)
+		}
+		for _, wl := range []string{"read", "write"} {
+			for _, t := range targets {
+				script := workloads[wl]
+				if t.framed {
+					script = framed(script)
+				}
+				path := filepath.Join(work, t.name+"-"+wl+".sql")
+				if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
+					return err
+				}
+				for _, mode := range t.modes {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					r := result{target: t.name, workload: wl, mode: mode, clients: n}
+					host, port, _ := net.SplitHostPort(t.addr)
+					r.tps, r.latencyMS, r.err = runPgbench(ctx, pgbench, host, port, t.user, t.password, "bench", path, mode, n, seconds)
+					fmt.Fprintf(os.Stderr, "bench: %-9s %-5s %-8s %3d clients: %8.0f tps %7.2f ms %v\n", t.name, wl, mode, n, r.tps, r.latencyMS, errText(r.err))
+					results = append(results, r)
+				}
+			}
+		}
+	}
+	report(results)
+	return nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return "error: " + err.Error()
+}
+
+// loadData adds 1000 projects per tenant and returns a project of the first
+// tenant for the write workload.
+func loadData(ctx context.Context, adminDSN, tenant string) (string, error) {
+	conn, err := pgx.Connect(ctx, adminDSN)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `INSERT INTO projects (tenant_id, name)
+        SELECT t.tenant_id, 'p-' || g FROM tenants t, generate_series(1, 1000) g
+        ON CONFLICT (tenant_id, name) DO NOTHING`); err != nil {
+		return "", err
+	}
+	if _, err := conn.Exec(ctx, `ANALYZE projects; ANALYZE tasks`); err != nil {
+		return "", err
+	}
+	var project string
+	err = conn.QueryRow(ctx, `SELECT project_id::text FROM projects WHERE tenant_id = $1 AND name = 'p-1'`, tenant).Scan(&project)
+	return project, err
+}
+
+var (
+	tpsRe     = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+	latencyRe = regexp.MustCompile(`latency average = ([0-9.]+) ms`)
+	failedRe  = regexp.MustCompile(`number of failed transactions: ([0-9]+)`)
+)
+
+func runPgbench(ctx context.Context, pgbench, host, port, user, password, db, script, mode string, clients, seconds int) (float64, float64, error) {
+	jobs := "2"
+	cmd := exec.CommandContext(ctx, pgbench, "-n", "-h", host, "-p", port, "-U", user, "-c", strconv.Itoa(clients), "-j", jobs,
+		"-T", strconv.Itoa(seconds), "-M", mode, "-f", script, db)
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+password, "PGSSLMODE=disable")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, 0, fmt.Errorf("%v: %s", err, lastLines(out, 3))
+	}
+	tps := tpsRe.FindSubmatch(out)
+	lat := latencyRe.FindSubmatch(out)
+	if tps == nil || lat == nil {
+		return 0, 0, fmt.Errorf("unexpected pgbench output: %s", lastLines(out, 5))
+	}
+	if f := failedRe.FindSubmatch(out); f != nil && string(f[1]) != "0" {
+		return 0, 0, fmt.Errorf("%s failed transactions", f[1])
+	}
+	t, _ := strconv.ParseFloat(string(tps[1]), 64)
+	l, _ := strconv.ParseFloat(string(lat[1]), 64)
+	return t, l, nil
+}
+
+func lastLines(b []byte, n int) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// startPgBouncer runs PgBouncer in transaction mode in front of the
+// benchmark cluster, installing Debian's package if we may.
+func startPgBouncer(dir, pgPort, user, password string) (string, func(), error) {
+	bin, err := exec.LookPath("pgbouncer")
+	if err != nil {
+		if _, statErr := os.Stat("/usr/sbin/pgbouncer"); statErr == nil {
+			bin = "/usr/sbin/pgbouncer"
+		} else {
+			return "", nil, errors.New("pgbouncer is not installed (Debian package pgbouncer; make bench installs it when run as root)")
+		}
+	}
+	port, err := pgcluster.FreePort()
+	if err != nil {
+		return "", nil, err
+	}
+	ini := fmt.Sprintf(`[databases]
+bench = host=127.0.0.1 port=%s dbname=bench
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = %d
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = %s/userlist.txt
+pool_mode = transaction
+default_pool_size = 20
+max_client_conn = 1000
+logfile = %s/pgbouncer.log
+pidfile = %s/pgbouncer.pid
+`, pgPort, port, dir, dir, dir)
+	if err := os.WriteFile(filepath.Join(dir, "pgbouncer.ini"), []byte(ini), 0o644); err != nil {
+		return "", nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "userlist.txt"), []byte(fmt.Sprintf("%q %q\n", user, password)), 0o644); err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(bin, filepath.Join(dir, "pgbouncer.ini"))
+	if os.Geteuid() == 0 {
+		// PgBouncer refuses to run as root.
+		uid, gid, err := unprivileged()
+		if err != nil {
+			return "", nil, err
+		}
+		os.Chmod(dir, 0o777)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}, Pdeathsig: syscall.SIGTERM}
+	}
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	go func() {
+		s := bufio.NewScanner(stderr)
+		for s.Scan() {
+		}
+	}()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for i := 0; ; i++ {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			break
+		}
+		if i > 100 {
+			cmd.Process.Kill()
+			log, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log"))
+			return "", nil, fmt.Errorf("pgbouncer did not start: %s", lastLines(log, 3))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return addr, func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }, nil
+}
+
+func unprivileged() (uint32, uint32, error) {
+	out, err := exec.Command("id", "-u", "postgres").Output()
+	if err != nil {
+		return 0, 0, errors.New("no unprivileged user postgres to run pgbouncer as")
+	}
+	uid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	out, _ = exec.Command("id", "-g", "postgres").Output()
+	gid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	return uint32(uid), uint32(gid), nil
+}
+
+// report prints the results and the ratios.
+func report(results []result) {
+	find := func(target, wl, mode string, clients int) *result {
+		for i := range results {
+			r := &results[i]
+			if r.target == target && r.workload == wl && r.mode == mode && r.clients == clients && r.err == nil {
+				return r
+			}
+		}
+		return nil
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 2, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "workload\tclients\ttarget\tprotocol\tTPS\tlatency ms\tvs PgBouncer\tvs direct\t")
+	for _, r := range results {
+		if r.err != nil {
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\tfailed\t\t\t\t\n", r.workload, r.clients, r.target, r.mode)
+			continue
+		}
+		ratio := func(base *result) string {
+			if base == nil || r.target != "pgtenant" {
+				return ""
+			}
+			return fmt.Sprintf("%.2fx", r.tps/base.tps)
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%.0f\t%.2f\t%s\t%s\t\n", r.workload, r.clients, r.target, r.mode, r.tps, r.latencyMS,
+			ratio(find("pgbouncer", r.workload, "simple", r.clients)), ratio(find("direct", r.workload, "simple", r.clients)))
+	}
+	w.Flush()
+}
