@@ -2,7 +2,8 @@
 # Installs what the test suite needs besides PostgreSQL 18 and prints
 # `export NAME=value` lines for the Makefile to eval:
 #   PGTENANT_TEST_OLD_PG_BIN  a PostgreSQL older than 18, to prove that
-#                             `pgtenant migrate` refuses it (Debian's packages).
+#                             `pgtenant migrate` refuses it (Debian's packages);
+#   PGTENANT_PSQL             psql, a real client for the end-to-end tests.
 # Diagnostics go to stderr.
 set -euo pipefail
 
@@ -38,3 +39,11 @@ elif ! old="$(old_pg_bin)"; then
 	old="$(old_pg_bin)" || { log "no PostgreSQL older than 18 under /usr/lib/postgresql after installing"; exit 1; }
 fi
 printf 'export PGTENANT_TEST_OLD_PG_BIN=%q\n' "$old"
+
+if [ -n "${PGTENANT_PSQL:-}" ]; then
+	psql="$PGTENANT_PSQL"
+elif ! psql="$(command -v psql)"; then
+	apt_install postgresql-client
+	psql="$(command -v psql)" || { log "psql is still missing after installing postgresql-client"; exit 1; }
+fi
+printf 'export PGTENANT_PSQL=%q\n' "$psql"
