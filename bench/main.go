@@ -187,12 +187,15 @@ var (
 
 func runPgbench(ctx context.Context, pgbench, host, port, user, password, db, script, mode string, clients, seconds int) (float64, float64, error) {
 	jobs := "2"
+	// A run that does not end well after its duration is a hang: report it.
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(seconds+60)*time.Second)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, pgbench, "-n", "-h", host, "-p", port, "-U", user, "-c", strconv.Itoa(clients), "-j", jobs,
 		"-T", strconv.Itoa(seconds), "-M", mode, "-f", script, db)
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+password, "PGSSLMODE=disable")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return 0, 0, fmt.Errorf("%v: %s", err, lastLines(out, 3))
+		return 0, 0, fmt.Errorf("%v: %s", err, lastLines(out, 6))
 	}
 	tps := tpsRe.FindSubmatch(out)
 	lat := latencyRe.FindSubmatch(out)

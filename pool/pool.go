@@ -12,6 +12,7 @@ package pool
 import (
 	"bufio"
 	"container/list"
+	"crypto/tls"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -69,6 +71,14 @@ func (e *ExhaustedError) Error() string {
 	return fmt.Sprintf("pool %s: %s", e.Pool, e.Reason)
 }
 
+// waiter is a client queued for a connection. granted is set (under the
+// pool's lock) by whoever takes it off the queue to hand it something; the
+// value follows on ch: a connection, or nil for "a slot is free, dial".
+type waiter struct {
+	ch      chan *Conn
+	granted bool
+}
+
 // Stat is a snapshot of a pool.
 type Stat struct {
 	Total, Idle, InUse, Waiting  int
@@ -83,7 +93,7 @@ type Pool struct {
 	log     *zap.Logger
 	mu      sync.Mutex
 	idle    []*Conn    // LIFO: the warmest connection (prepared statements) first
-	waiters *list.List // of chan *Conn; nil sent means "capacity freed, dial"
+	waiters *list.List // of *waiter
 	total   int        // idle + lent + being dialled
 	stat    Stat
 	closed  bool
@@ -146,8 +156,9 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 			p.mu.Unlock()
 			return nil, &ExhaustedError{Pool: p.cfg.Name, Reason: fmt.Sprintf("all %d server connections are busy and %d clients are already waiting", p.cfg.MaxSize, p.cfg.MaxWaiters)}
 		}
-		ch := make(chan *Conn, 1)
-		elem := p.waiters.PushBack(ch)
+		w := &waiter{ch: make(chan *Conn, 1)}
+		elem := p.waiters.PushBack(w)
+		ch := w.ch
 		p.mu.Unlock()
 
 		timer := time.NewTimer(time.Until(deadline))
@@ -168,32 +179,39 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 			}
 			continue
 		case <-timer.C:
-			p.abandon(elem, ch)
+			p.abandon(elem, w)
 			p.mu.Lock()
 			p.stat.TimedOut++
 			p.mu.Unlock()
 			return nil, &ExhaustedError{Pool: p.cfg.Name, Reason: fmt.Sprintf("no server connection became free within %s (all %d busy)", p.cfg.AcquireTimeout, p.cfg.MaxSize)}
 		case <-ctx.Done():
 			timer.Stop()
-			p.abandon(elem, ch)
+			p.abandon(elem, w)
 			return nil, ctx.Err()
 		}
 	}
 }
 
-// abandon removes a waiter; whatever was handed to it meanwhile goes back.
-func (p *Pool) abandon(elem *list.Element, ch chan *Conn) {
+// abandon takes a waiter off the queue. If it was already granted, what
+// it was handed is on its way: wait for it and give it back, so that no
+// connection or slot is ever stranded in an abandoned channel.
+func (p *Pool) abandon(elem *list.Element, w *waiter) {
 	p.mu.Lock()
-	p.waiters.Remove(elem)
+	granted := w.granted
+	if !granted {
+		p.waiters.Remove(elem)
+	}
 	p.mu.Unlock()
-	select {
-	case c := <-ch:
-		if c == nil {
-			p.releaseCapacity()
-		} else {
-			p.Release(c)
-		}
+	if !granted {
+		return
+	}
+	c, ok := <-w.ch
+	switch {
+	case !ok: // the pool closed
+	case c == nil:
+		p.releaseCapacity()
 	default:
+		p.Release(c)
 	}
 }
 
@@ -205,6 +223,13 @@ func (p *Pool) vet(ctx context.Context, c *Conn) (*Conn, bool) {
 		p.Destroy(c)
 		return nil, false
 	}
+	if !quiet(c) {
+		// The server spoke while the connection was idle: it was terminated
+		// (a FATAL then EOF) or is out of step. Never lend it.
+		p.log.Info("discarding a server connection that was closed or spoke while idle")
+		p.Destroy(c)
+		return nil, false
+	}
 	if p.cfg.CheckAfter > 0 && now.Sub(c.lastUsed) > p.cfg.CheckAfter {
 		if err := p.check(ctx, c); err != nil {
 			p.log.Info("discarding a server connection that failed its check", zap.Error(err))
@@ -213,6 +238,35 @@ func (p *Pool) vet(ctx context.Context, c *Conn) (*Conn, bool) {
 		}
 	}
 	return c, true
+}
+
+// quiet reports whether an idle connection has nothing to read: no
+// buffered bytes, and a non-blocking peek at the socket finds nothing (EOF
+// or data both mean the server spoke while idle). One syscall, no wait.
+func quiet(c *Conn) bool {
+	if c.R.Buffered() > 0 {
+		return false
+	}
+	nc := c.Net
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn() // encrypted bytes waiting are just as telling
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	idle := true
+	var buf [1]byte
+	raw.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		idle = errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK)
+		return true // never wait for readiness
+	})
+	return idle
 }
 
 // check sends an empty query and expects EmptyQueryResponse, ReadyForQuery 'I'.
@@ -301,10 +355,9 @@ func (p *Pool) Release(c *Conn) {
 		p.Destroy(c)
 		return
 	}
-	if e := p.waiters.Front(); e != nil {
-		p.waiters.Remove(e)
+	if w := p.popWaiter(); w != nil {
 		p.mu.Unlock()
-		e.Value.(chan *Conn) <- c
+		w.ch <- c
 		return
 	}
 	p.idle = append(p.idle, c)
@@ -326,14 +379,28 @@ func (p *Pool) Destroy(c *Conn) {
 
 func (p *Pool) releaseCapacity() {
 	p.mu.Lock()
-	if e := p.waiters.Front(); e != nil && !p.closed {
-		p.waiters.Remove(e)
-		p.mu.Unlock()
-		e.Value.(chan *Conn) <- nil // the waiter dials in our slot
-		return
+	if !p.closed {
+		if w := p.popWaiter(); w != nil {
+			p.mu.Unlock()
+			w.ch <- nil // the waiter dials in our slot
+			return
+		}
 	}
 	p.total--
 	p.mu.Unlock()
+}
+
+// popWaiter takes the first waiter off the queue and marks it granted.
+// Call with p.mu held.
+func (p *Pool) popWaiter() *waiter {
+	e := p.waiters.Front()
+	if e == nil {
+		return nil
+	}
+	p.waiters.Remove(e)
+	w := e.Value.(*waiter)
+	w.granted = true
+	return w
 }
 
 // Stat returns counters and gauges.
@@ -375,7 +442,9 @@ func (p *Pool) Close() {
 	idle := p.idle
 	p.idle = nil
 	for e := p.waiters.Front(); e != nil; e = e.Next() {
-		close(e.Value.(chan *Conn))
+		w := e.Value.(*waiter)
+		w.granted = true
+		close(w.ch)
 	}
 	p.waiters.Init()
 	p.mu.Unlock()

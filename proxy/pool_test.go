@@ -177,3 +177,23 @@ func waitActive(t *testing.T, e *proxytest.Env, pid int) {
 	}
 	t.Fatalf("backend %d never became active", pid)
 }
+
+// TestIdleServerTerminated: a pooled connection whose backend was killed
+// while idle is never lent; the next client does not see its FATAL.
+func TestIdleServerTerminated(t *testing.T) {
+	e := proxytest.Start(t, proxytest.Options{PoolYAML: "max_size: 1"})
+	ctx := context.Background()
+	c := e.Connect(e.Token(e.A.ID, "tenant", nil), pgx.QueryExecModeSimpleProtocol)
+	var pid int
+	if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	terminate(t, e, pid)
+	var pid2, n int
+	if err := c.QueryRow(ctx, "SELECT pg_backend_pid(), count(*) FROM projects").Scan(&pid2, &n); err != nil {
+		t.Fatalf("first query after the idle backend died: %v", err)
+	}
+	if pid2 == pid || n != 2 {
+		t.Fatalf("ran on backend %d (killed: %d), %d rows", pid2, pid, n)
+	}
+}

@@ -348,6 +348,13 @@ func (s *session) finish(status byte) error {
 func (s *session) extended(ctx context.Context) error {
 	msgs := s.pending
 	s.pending = s.pending[:0]
+	if s.server == nil && len(msgs) == 1 {
+		// A lone Sync or Flush between transactions needs no server.
+		if msgs[0].typ == 'S' {
+			s.cw.Write(appendReadyForQuery(nil, 'I'))
+		}
+		return s.cw.Flush()
+	}
 	if err := s.acquire(ctx); err != nil {
 		var pe *pgError
 		if !errors.As(err, &pe) {
