@@ -12,8 +12,8 @@ package pool
 import (
 	"bufio"
 	"container/list"
-	"crypto/tls"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
