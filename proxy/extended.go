@@ -149,14 +149,21 @@ func (b *batch) parse(body []byte) {
 		return
 	}
 	kind, why := kindOther, ""
+	var change settingChange
 	if stmts := splitStatements(query); len(stmts) > 0 {
 		kind, why = stmts[0].kind, stmts[0].why
-		if e := refusal(stmts[0]); e != nil {
+		ch, e := parseSetting(query[stmts[0].start:stmts[0].end])
+		if e == nil {
+			e = refusal(stmts[0])
+		}
+		if e != nil {
 			b.fail(e)
 			return
 		}
+		change = ch
 	}
 	if name == "" {
+		s.unnamedChange = change
 		s.unnamed = append(s.unnamed[:0], body...)
 		b.st.unnamedOwner = s
 		b.send('P', body, expect{kind: expParse})
@@ -167,7 +174,7 @@ func (b *batch) parse(body []byte) {
 		return
 	}
 	server := serverStatementName(query, oids)
-	ps := &preparedStmt{serverName: server, parse: parseBody(server, query, oids), kind: kind, why: why}
+	ps := &preparedStmt{serverName: server, parse: parseBody(server, query, oids), kind: kind, why: why, change: change}
 	s.stmts[name] = ps
 	if b.st.prepared[server] {
 		b.synth([]byte{'1', 0, 0, 0, 4}, false) // ParseComplete
@@ -219,6 +226,7 @@ func (b *batch) bind(body []byte) {
 	if stmt == "" {
 		b.ensureUnnamed()
 		b.s.portalKinds[portal] = kindOf(b.s.unnamed)
+		b.s.portalChanges[portal] = b.s.unnamedChange
 		b.send('B', body, expect{kind: expBind})
 		return
 	}
@@ -228,6 +236,7 @@ func (b *batch) bind(body []byte) {
 	}
 	b.ensure(ps)
 	b.s.portalKinds[portal] = ps.kind
+	b.s.portalChanges[portal] = ps.change
 	out := make([]byte, 0, len(portal)+len(ps.serverName)+2+len(params))
 	out = append(append(out, portal...), 0)
 	out = append(append(out, ps.serverName...), 0)
@@ -300,6 +309,10 @@ func (b *batch) execute(body []byte) {
 			frameAfter = true
 		}
 	}
+	if ch := s.portalChanges[portal]; ch.kind != changeNone {
+		e.reportParams = true
+		s.applyChanges([]settingChange{ch})
+	}
 	b.send('E', body, e)
 	if frameAfter {
 		b.query(s.frame)
@@ -324,6 +337,7 @@ func (b *batch) close(body []byte) {
 	}
 	if body[0] == 'P' {
 		delete(b.s.portalKinds, name)
+		delete(b.s.portalChanges, name)
 	}
 	b.send('C', body, expect{kind: expClose})
 }
@@ -337,4 +351,5 @@ func (b *batch) sync() {
 		s.framed, s.implicit = false, false
 	}
 	s.portalKinds = map[string]stmtKind{}
+	s.portalChanges = map[string]settingChange{}
 }

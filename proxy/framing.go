@@ -36,6 +36,8 @@ type simplePlan struct {
 	// framed: after this message the server is inside a transaction the
 	// client opened (the proxy keeps the connection).
 	framed bool
+	// changes the message makes to the session's settings.
+	changes []settingChange
 }
 
 // planSimple frames a Query. framed says whether the client is already in

@@ -49,8 +49,8 @@ func TestHostileSQLCannotReachAnotherTenant(t *testing.T) {
 		{"SET SESSION AUTHORIZATION", "SET SESSION AUTHORIZATION postgres", "42501", false},
 		{"set_config tenant, session", "SELECT set_config('erun.tenant_id', '" + B + "', false); " + countB, "42501", true},
 		{"set_config tenant, local", "SELECT set_config('erun.tenant_id', '" + B + "', true); " + countB, "42501", true},
-		{"SET tenant outside a transaction", "SET erun.tenant_id = '" + B + "'", "", false},
-		{"SET tenant inside a transaction", "BEGIN; SET erun.tenant_id = '" + B + "'; COMMIT", "", false},
+		{"SET tenant outside a transaction", "SET erun.tenant_id = '" + B + "'", "42501", false},
+		{"SET tenant inside a transaction", "BEGIN; SET erun.tenant_id = '" + B + "'; COMMIT", "42501", false},
 		{"own proof on B's id", "BEGIN; SET LOCAL erun.tenant_id = '" + B + "'; SET LOCAL erun.tenant_proof = '" + proofA + "'; " + countB, "42501", false},
 		{"DISCARD ALL", "DISCARD ALL", "25001", false},
 		{"DO block switching tenant", "DO $$ BEGIN PERFORM set_config('erun.tenant_id', '" + B + "', true); " +

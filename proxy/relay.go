@@ -16,6 +16,10 @@ type expect struct {
 	kind     expKind
 	injected bool // the proxy's own message: its results never reach the client (its errors do)
 	quiet    bool // drop notices (a client BEGIN inside the proxy's wrapper)
+	// reportParams: the client changes session settings here, so the
+	// server's ParameterStatus messages are news to it. Elsewhere they
+	// only echo the frame's RESET ALL and replay, and are dropped.
+	reportParams bool
 	// noTxWarn: a client COMMIT/ROLLBACK that ends the proxy's wrapper;
 	// Postgres would warn that no transaction was in progress.
 	noTxWarn bool
@@ -112,7 +116,11 @@ func (s *session) exchange(exps []expect) (byte, error) {
 			if !e.dropNotice() && !errored {
 				s.relay(typ, body)
 			}
-		case 'S', 'A': // ParameterStatus, NotificationResponse
+		case 'S': // ParameterStatus
+			if e.reportParams && !e.injected {
+				s.relay(typ, body)
+			}
+		case 'A': // NotificationResponse
 			s.relay(typ, body)
 		case 'E':
 			if sev := errorField(body, 'V'); sev == "FATAL" || sev == "PANIC" {
@@ -145,6 +153,9 @@ func (s *session) exchange(exps []expect) (byte, error) {
 				s.cw.Write(appendReadyForQuery(nil, status))
 			}
 		default:
+			if typ == 'C' {
+				s.noteEnd(body)
+			}
 			done, err := s.result(e, typ, body, errored)
 			if err != nil {
 				return 0, err
@@ -218,6 +229,16 @@ var noTransactionWarning = func() []byte {
 	n := pgproto3NoticeWarning("25P01", "there is no transaction in progress")
 	return n
 }()
+
+// noteEnd remembers whether the last transaction-ending command committed.
+func (s *session) noteEnd(tag []byte) {
+	switch string(tag) {
+	case "COMMIT\x00":
+		s.lastEnd = "COMMIT"
+	case "ROLLBACK\x00":
+		s.lastEnd = "ROLLBACK"
+	}
+}
 
 func (s *session) relay(typ byte, body []byte) {
 	var hdr [5]byte

@@ -288,19 +288,28 @@ func (s *Server) startup(ctx context.Context, conn net.Conn, log *zap.Logger) (*
 		return nil, errHandled
 	}
 
-	sess := &session{srv: s, client: conn, cr: cr, cw: w, id: id, pool: p,
-		stmts: map[string]*preparedStmt{}, portalKinds: map[string]stmtKind{},
+	startSettings, refused := startupSettings(startup.Parameters)
+	if refused != nil {
+		writeFatal(conn, refused)
+		return nil, errHandled
+	}
+	sess := &session{srv: s, client: conn, cr: cr, cw: w, id: id, pool: p, settings: startSettings,
+		stmts: map[string]*preparedStmt{}, portalKinds: map[string]stmtKind{}, portalChanges: map[string]settingChange{},
 		log: log.With(zap.String("tenant", id.TenantID.String()), zap.String("role", id.Role), zap.String("subject", id.Subject))}
 	tenant, proof := "", ""
 	if id.TenantID != [16]byte{} {
 		tenant, proof = id.TenantID.String(), s.opts.ContextKey.Proof(id.TenantID)
 	}
-	sess.frame, sess.nFrame = frameSQL(id.Role, tenant, proof)
+	sess.baseFrame, sess.nBase = frameSQL(id.Role, tenant, proof)
+	sess.refreshFrame()
 	sess.key = s.register(sess)
 
 	w.Write([]byte{'R', 0, 0, 0, 8, 0, 0, 0, 0}) // AuthenticationOk
 	for _, k := range reportedParams {
 		v, ok := params[k]
+		if cv, given := startup.Parameters[k]; given && k != "client_encoding" {
+			v, ok = cv, true // the client's own start-up value, replayed in each transaction
+		}
 		switch k {
 		case "application_name":
 			v, ok = startup.Parameters[k], true

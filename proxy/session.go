@@ -30,9 +30,20 @@ type session struct {
 	cw     *bufio.Writer
 	id     auth.Identity
 	pool   *pool.Pool
-	frame  string
-	nFrame int
 	key    cancelKey
+	// The frame: RESET ALL, the role and tenant context (base), then the
+	// client's session settings replayed as SET LOCAL.
+	baseFrame string
+	nBase     int
+	frame     string
+	nFrame    int
+	settings  settings
+	// snapshot is settings as they were when the current transaction
+	// began; a rollback restores it.
+	snapshot settings
+	// lastEnd is the last transaction-ending command tag seen ("COMMIT" or
+	// "ROLLBACK").
+	lastEnd string
 
 	// mu guards server and busy against the cancel path.
 	mu     sync.Mutex
@@ -46,9 +57,11 @@ type session struct {
 
 	// Prepared statements, by the client's name. Server-side names are
 	// derived from the statement, so clients share them per connection.
-	stmts       map[string]*preparedStmt
-	unnamed     []byte // body of the client's last Parse of the unnamed statement
-	portalKinds map[string]stmtKind
+	stmts         map[string]*preparedStmt
+	unnamed       []byte // body of the client's last Parse of the unnamed statement
+	unnamedChange settingChange
+	portalKinds   map[string]stmtKind
+	portalChanges map[string]settingChange
 
 	// pending holds extended-protocol messages until Sync or Flush.
 	pending []clientMsg
@@ -75,6 +88,7 @@ type preparedStmt struct {
 	parse      []byte // Parse body naming serverName, for re-preparing
 	kind       stmtKind
 	why        string
+	change     settingChange
 }
 
 // serverState is the proxy's knowledge about a server connection.
@@ -196,7 +210,26 @@ func (s *session) acquire(ctx context.Context) error {
 	s.server = c
 	s.mu.Unlock()
 	s.sr = msgReader{r: c.R, buf: s.sr.buf}
+	s.snapshot = s.settings.clone() // a transaction begins
+	s.lastEnd = ""
 	return nil
+}
+
+// refreshFrame rebuilds the frame after the settings changed.
+func (s *session) refreshFrame() {
+	replay, n := s.settings.replay()
+	s.frame, s.nFrame = s.baseFrame+replay, s.nBase+n
+}
+
+// applyChanges records setting changes sent in the current transaction.
+func (s *session) applyChanges(changes []settingChange) {
+	if len(changes) == 0 {
+		return
+	}
+	for _, ch := range changes {
+		s.settings.apply(ch)
+	}
+	s.refreshFrame()
 }
 
 // releaseServer gives the server connection back (or destroys it).
@@ -264,8 +297,16 @@ func (s *session) simpleQuery(ctx context.Context, sql string) error {
 		s.cw.Write(s.out)
 		return s.cw.Flush()
 	}
+	var changes []settingChange
 	for _, st := range stmts {
-		if e := refusal(st); e != nil {
+		ch, e := parseSetting(sql[st.start:st.end])
+		if e == nil {
+			e = refusal(st)
+		}
+		if ch.kind != changeNone {
+			changes = append(changes, ch)
+		}
+		if e != nil {
 			if s.server != nil && s.framed {
 				// Inside the client's transaction: fail it on the server so
 				// its state matches what the client was told.
@@ -274,7 +315,9 @@ func (s *session) simpleQuery(ctx context.Context, sql string) error {
 			return s.replyError(e)
 		}
 	}
-	return s.runSimple(ctx, planSimple(sql, stmts, s.server != nil && s.framed, s.frame, s.nFrame))
+	p := planSimple(sql, stmts, s.server != nil && s.framed, s.frame, s.nFrame)
+	p.changes = changes
+	return s.runSimple(ctx, p)
 }
 
 // refusal returns the error for statements pgtenant cannot run, or nil.
@@ -312,12 +355,14 @@ func (s *session) runSimple(ctx context.Context, p simplePlan) error {
 		exps = append(exps, expect{kind: expQuery, injected: true})
 	}
 	w.Write(appendQuery(nil, p.text))
-	exps = append(exps, expect{kind: expQuery, stmtInjected: p.injected, stmtQuiet: p.quiet, stmtWarn: p.noTxWarn, sent: p.text, ins: p.ins})
+	exps = append(exps, expect{kind: expQuery, stmtInjected: p.injected, stmtQuiet: p.quiet, stmtWarn: p.noTxWarn,
+		sent: p.text, ins: p.ins, reportParams: len(p.changes) > 0})
 	for _, a := range p.after {
 		w.Write(appendQuery(nil, a))
 		exps = append(exps, expect{kind: expQuery, injected: true})
 	}
 	st.unnamedOwner = nil // a simple Query destroys the unnamed statement
+	s.applyChanges(p.changes)
 	status, err := s.exchange(exps)
 	if err != nil {
 		return err
@@ -330,6 +375,11 @@ func (s *session) runSimple(ctx context.Context, p simplePlan) error {
 func (s *session) finish(status byte) error {
 	switch status {
 	case 'I':
+		if s.lastEnd == "ROLLBACK" {
+			// Session settings changed in a rolled-back transaction revert.
+			s.settings = s.snapshot
+			s.refreshFrame()
+		}
 		s.framed, s.implicit = false, false
 		s.releaseServer(false)
 	case 'T', 'E':

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -27,7 +28,7 @@ func TestSessionSettingsDoNotLeak(t *testing.T) {
 		"SELECT set_config('work_mem', '7777kB', false)",
 		"DO $$ BEGIN PERFORM set_config('lock_timeout', '1234ms', false); END $$",
 		"BEGIN; SET application_name = 'leaky'; COMMIT",
-		"SET erun.tenant_id = '" + e.A.ID.String() + "'",
+		"SELECT set_config('erun.tenant_id', '" + e.A.ID.String() + "', false)",
 	}
 	for _, sql := range leaks {
 		if _, err := first.Exec(ctx, sql); err != nil {
@@ -64,5 +65,104 @@ func TestSessionSettingsDoNotLeak(t *testing.T) {
 				t.Errorf("tenant context %s, want %s", tenant, tn.id)
 			}
 		})
+	}
+}
+
+// TestSessionSettingsAreReplayed: a client's session settings (SET, RESET,
+// start-up parameters, options) hold in every one of its transactions, on
+// whatever server connection it gets, while another client on the same
+// connection keeps the defaults.
+func TestSessionSettingsAreReplayed(t *testing.T) {
+	e := proxytest.Start(t, proxytest.Options{PoolYAML: "max_size: 1"})
+	ctx := context.Background()
+	cfg, err := pgx.ParseConfig(e.URL(e.Token(e.A.ID, "tenant", nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["DateStyle"] = "SQL, DMY"
+	cfg.RuntimeParams["application_name"] = "replay-test"
+	cfg.RuntimeParams["options"] = "-c lock_timeout=2345ms"
+	x, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close(ctx)
+	y := e.Connect(e.Token(e.B.ID, "tenant", nil), pgx.QueryExecModeCacheStatement)
+
+	for _, sql := range []string{"SET TimeZone = 'Asia/Kathmandu'", "SET statement_timeout TO '4321ms'", "SET SESSION work_mem = '7777kB'"} {
+		if _, err := x.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	settingsOf := func(c *pgx.Conn) string {
+		var tz, st, wm, ds, app, lt string
+		if err := c.QueryRow(ctx, `SELECT current_setting('TimeZone'), current_setting('statement_timeout'), current_setting('work_mem'),
+            current_setting('DateStyle'), current_setting('application_name'), current_setting('lock_timeout')`).Scan(&tz, &st, &wm, &ds, &app, &lt); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join([]string{tz, st, wm, ds, app, lt}, "|")
+	}
+	const xWant = "Asia/Kathmandu|4321ms|7777kB|SQL, DMY|replay-test|2345ms"
+	for i := range 4 {
+		if got := settingsOf(x); got != xWant {
+			t.Fatalf("round %d: client X has %s, want %s", i, got, xWant)
+		}
+		if got := settingsOf(y); strings.Contains(got, "Kathmandu") || strings.Contains(got, "4321ms") || strings.Contains(got, "replay-test") {
+			t.Fatalf("round %d: client Y has %s", i, got)
+		}
+	}
+	if got := x.PgConn().ParameterStatus("TimeZone"); got != "Asia/Kathmandu" {
+		t.Fatalf("client X was told TimeZone=%q", got)
+	}
+	if got := x.PgConn().ParameterStatus("DateStyle"); got != "SQL, DMY" {
+		t.Fatalf("client X was told DateStyle=%q", got)
+	}
+
+	// A SET in a transaction that rolls back does not stick; RESET does.
+	if _, err := x.PgConn().Exec(ctx, "BEGIN; SET statement_timeout = '999ms'; ROLLBACK").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.PgConn().Exec(ctx, "SET work_mem = '1234kB'; SELECT 1/0").ReadAll(); sqlstate(err) != "22012" {
+		t.Fatalf("expected division by zero: %v", err)
+	}
+	if got := settingsOf(x); got != xWant {
+		t.Fatalf("after rolled-back SETs: %s, want %s", got, xWant)
+	}
+	if _, err := x.Exec(ctx, "RESET statement_timeout"); err != nil {
+		t.Fatal(err)
+	}
+	if got := settingsOf(x); !strings.HasPrefix(got, "Asia/Kathmandu|0|") {
+		t.Fatalf("after RESET: %s", got)
+	}
+	if _, err := x.Exec(ctx, "RESET ALL"); err != nil {
+		t.Fatal(err)
+	}
+	if got := settingsOf(x); strings.Contains(got, "Kathmandu") || strings.Contains(got, "7777kB") {
+		t.Fatalf("after RESET ALL: %s", got)
+	}
+}
+
+func TestForbiddenSettingsAreRefused(t *testing.T) {
+	e := proxytest.Start(t, proxytest.Options{})
+	ctx := context.Background()
+	c := e.Connect(e.Token(e.A.ID, "tenant", nil), pgx.QueryExecModeSimpleProtocol)
+	for sql, code := range map[string]string{
+		"SET ROLE erun_tenant":              "42501",
+		"SET SESSION AUTHORIZATION DEFAULT": "42501",
+		"SET erun.tenant_proof = 'x'":       "42501",
+		"SET \"erun.tenant_id\" TO 'x'":     "42501",
+		"SET client_encoding = 'LATIN1'":    "0A000",
+		"SET NAMES 'LATIN1'":                "0A000",
+		"SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE": "0A000",
+	} {
+		_, err := c.Exec(ctx, sql)
+		if sqlstate(err) != code || !strings.Contains(err.Error(), "pgtenant") && !strings.Contains(err.Error(), "transaction mode") {
+			t.Errorf("%s: err = %v, want %s naming pgtenant", sql, err, code)
+		}
+	}
+	cfg, _ := pgx.ParseConfig(e.URL(e.Token(e.A.ID, "tenant", nil)))
+	cfg.RuntimeParams["client_encoding"] = "LATIN1"
+	if _, err := pgx.ConnectConfig(ctx, cfg); sqlstate(err) != "0A000" {
+		t.Errorf("start-up with client_encoding LATIN1: %v, want 0A000", err)
 	}
 }

@@ -1,0 +1,278 @@
+package proxy
+
+import (
+	"sort"
+	"strings"
+)
+
+// Session settings in transaction mode. A client's session-level SET and
+// RESET are remembered and replayed as SET LOCAL at the start of each of its
+// transactions (after RESET ALL), so a setting behaves as on a session of
+// its own and never reaches another client. Settings that control identity
+// or security are refused: the proxy sets them.
+
+type changeKind uint8
+
+const (
+	changeNone changeKind = iota
+	changeSet
+	changeReset
+	changeResetAll
+)
+
+// settingChange is what one statement does to the session's settings.
+type settingChange struct {
+	kind   changeKind
+	name   string // canonical (lower-case) parameter name
+	replay string // SET LOCAL statement reproducing the setting
+}
+
+// parseSetting recognises session-level SET/RESET statements. It returns a
+// refusal for settings the client may not change through the proxy.
+func parseSetting(stmt string) (settingChange, *pgError) {
+	w := keywords(stmt, 3)
+	if len(w) == 0 {
+		return settingChange{}, nil
+	}
+	switch w[0] {
+	case "SET":
+		rest := afterWord(stmt, 1)
+		if len(w) > 1 {
+			switch w[1] {
+			case "LOCAL", "TRANSACTION", "CONSTRAINTS":
+				return settingChange{}, nil // lasts for the transaction only
+			case "ROLE":
+				return settingChange{}, refuseSetting("role")
+			case "SESSION":
+				if len(w) > 2 {
+					switch w[2] {
+					case "AUTHORIZATION":
+						return settingChange{}, refuseSetting("session_authorization")
+					case "CHARACTERISTICS":
+						return settingChange{}, &pgError{Code: "0A000",
+							Message: "SET SESSION CHARACTERISTICS is not supported in pgtenant's transaction mode",
+							Hint:    "Give the isolation level in BEGIN, or SET default_transaction_isolation."}
+					}
+				}
+				rest = afterWord(stmt, 2)
+			}
+		}
+		name := settingName(rest)
+		switch {
+		case strings.HasPrefix(strings.ToUpper(rest), "TIME ZONE"):
+			name = "timezone"
+		case strings.HasPrefix(strings.ToUpper(rest), "SCHEMA"):
+			name = "search_path"
+		case strings.HasPrefix(strings.ToUpper(rest), "NAMES"):
+			name = "client_encoding"
+		}
+		if e := forbiddenSetting(name); e != nil {
+			return settingChange{}, e
+		}
+		if name == "" {
+			return settingChange{}, nil // let the server report the syntax error
+		}
+		return settingChange{kind: changeSet, name: name, replay: "SET LOCAL " + rest}, nil
+	case "RESET":
+		if len(w) > 1 && w[1] == "ALL" {
+			return settingChange{kind: changeResetAll}, nil
+		}
+		rest := afterWord(stmt, 1)
+		name := settingName(rest)
+		if strings.HasPrefix(strings.ToUpper(rest), "TIME ZONE") {
+			name = "timezone"
+		}
+		switch {
+		case name == "role" || name == "session" || strings.HasPrefix(name, "erun."):
+			// Harmless to run (Postgres enforces what it means); nothing
+			// to remember.
+			return settingChange{}, nil
+		case name == "":
+			return settingChange{}, nil
+		}
+		return settingChange{kind: changeReset, name: name}, nil
+	}
+	return settingChange{}, nil
+}
+
+// afterWord returns stmt after its first n words and the spaces that follow.
+func afterWord(stmt string, n int) string {
+	s := strings.TrimSpace(stmt)
+	for range n {
+		i := strings.IndexAny(s, " \t\r\n")
+		if i < 0 {
+			return ""
+		}
+		s = strings.TrimSpace(s[i:])
+	}
+	return strings.TrimSuffix(strings.TrimSpace(s), ";")
+}
+
+// settingName reads a (possibly dotted, possibly quoted) parameter name.
+func settingName(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			j := strings.IndexByte(s[i+1:], '"')
+			if j < 0 {
+				return ""
+			}
+			b.WriteString(s[i+1 : i+1+j])
+			i += j + 1
+		case c == '.' || isIdentChar(c):
+			b.WriteByte(c | 0x20*byte(boolInt(c >= 'A' && c <= 'Z')))
+		default:
+			return b.String()
+		}
+	}
+	return b.String()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func forbiddenSetting(name string) *pgError {
+	switch {
+	case name == "role", name == "session_authorization", strings.HasPrefix(name, "erun."):
+		return refuseSetting(name)
+	case name == "client_encoding":
+		return &pgError{Code: "0A000", Message: "client_encoding cannot be changed through pgtenant: its server connections are shared and use UTF8",
+			Hint: "Use UTF8."}
+	case strings.HasPrefix(name, "transaction_"):
+		return &pgError{Code: "0A000", Message: "SET " + name + " at session level is not supported in pgtenant's transaction mode",
+			Hint: "Use SET TRANSACTION or BEGIN … inside a transaction."}
+	}
+	return nil
+}
+
+func refuseSetting(name string) *pgError {
+	return &pgError{Code: "42501",
+		Message: "pgtenant: " + name + " cannot be set by a client: pgtenant sets it for every transaction (transaction mode, tenant isolation)",
+		Hint:    "The role and tenant come from the credential used to connect."}
+}
+
+// settings is a client's session settings, replayed in order of name.
+type settings map[string]string
+
+func (s settings) clone() settings {
+	c := make(settings, len(s))
+	for k, v := range s {
+		c[k] = v
+	}
+	return c
+}
+
+func (s settings) apply(ch settingChange) {
+	switch ch.kind {
+	case changeSet:
+		s[ch.name] = ch.replay
+	case changeReset:
+		delete(s, ch.name)
+	case changeResetAll:
+		for k := range s {
+			delete(s, k)
+		}
+	}
+}
+
+// replay is the SET LOCAL list, and how many statements it has.
+func (s settings) replay() (string, int) {
+	if len(s) == 0 {
+		return "", 0
+	}
+	names := make([]string, 0, len(s))
+	for k := range s {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, k := range names {
+		b.WriteString("; ")
+		b.WriteString(s[k])
+	}
+	return b.String(), len(names)
+}
+
+// startupSettings turns a client's start-up parameters into settings.
+func startupSettings(params map[string]string) (settings, *pgError) {
+	s := settings{}
+	for k, v := range params {
+		name := strings.ToLower(k)
+		switch name {
+		case "user", "database", "replication":
+			if name == "replication" && v != "false" && v != "0" && v != "off" {
+				return nil, &pgError{Code: "0A000", Message: "replication connections are not supported by pgtenant"}
+			}
+			continue
+		case "client_encoding":
+			if !strings.EqualFold(strings.ReplaceAll(v, "-", ""), "utf8") && !strings.EqualFold(v, "unicode") {
+				return nil, forbiddenSetting(name)
+			}
+			continue
+		case "options":
+			for _, opt := range splitOptions(v) {
+				n, val, ok := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(opt, "-c"), "--"), "=")
+				if !ok {
+					continue
+				}
+				n = strings.ToLower(strings.TrimSpace(strings.ReplaceAll(n, "-", "_")))
+				if e := forbiddenSetting(n); e != nil {
+					return nil, e
+				}
+				s[n] = "SET LOCAL " + quoteIdent(n) + " = " + quoteLiteral(val)
+			}
+			continue
+		}
+		if strings.HasPrefix(name, "_pq_.") {
+			continue
+		}
+		if e := forbiddenSetting(name); e != nil {
+			return nil, e
+		}
+		s[name] = "SET LOCAL " + quoteIdent(name) + " = " + quoteLiteral(v)
+	}
+	return s, nil
+}
+
+// splitOptions splits the options start-up parameter: "-c a=b -c c=d" or
+// "-ca=b --c=d", with backslash escaping spaces.
+func splitOptions(v string) []string {
+	var out []string
+	var cur strings.Builder
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '\\' && i+1 < len(v):
+			i++
+			cur.WriteByte(v[i])
+		case c == ' ' || c == '\t':
+			if cur.Len() > 0 {
+				out = append(out, cur.String())
+				cur.Reset()
+			}
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	if cur.Len() > 0 {
+		out = append(out, cur.String())
+	}
+	// "-c" "a=b" -> "-ca=b"
+	var merged []string
+	for i := 0; i < len(out); i++ {
+		if out[i] == "-c" && i+1 < len(out) {
+			merged = append(merged, "-c"+out[i+1])
+			i++
+			continue
+		}
+		merged = append(merged, out[i])
+	}
+	return merged
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
