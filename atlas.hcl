@@ -13,6 +13,7 @@
 locals {
   schema_src = [
     "file://schema/roles.sql",
+    "file://schema/database.sql",
     "file://schema/extensions.sql",
     "file://schema/functions",
     "file://schema/tables",

@@ -10,6 +10,8 @@ type batch struct {
 	buf  []byte
 	exps []expect
 	cut  bool // a synthetic error ended the batch early; only Sync follows
+	// fresh: the batch starts a transaction on a newly lent connection.
+	fresh bool
 }
 
 func (b *batch) send(typ byte, body []byte, e expect) {
@@ -44,12 +46,22 @@ func (b *batch) build(msgs []clientMsg) {
 		return
 	}
 	if !s.framed {
-		switch b.firstExecution(msgs) {
-		case kindEmpty, kindBegin, kindCommit, kindRollback, kindCommitChain, kindRollbackChain:
-			// No statement runs, or the client opens (or ends) the
-			// transaction itself: the frame follows its BEGIN.
+		first := b.firstExecution(msgs)
+		cleanup := ""
+		if b.fresh && first != kindEmpty {
+			cleanup = closeCursors + "; "
+		}
+		switch first {
+		case kindEmpty:
+			// Nothing is executed (Parse/Describe only): no transaction.
+		case kindBegin, kindCommit, kindRollback, kindCommitChain, kindRollbackChain:
+			// The client opens (or ends) the transaction itself: the frame
+			// follows its BEGIN.
+			if cleanup != "" {
+				b.query(closeCursors)
+			}
 		default:
-			b.query("BEGIN; " + s.frame)
+			b.query(cleanup + "BEGIN; " + s.frame)
 			s.framed, s.implicit = true, true
 		}
 	}

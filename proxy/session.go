@@ -339,7 +339,16 @@ func refusal(st statement) *pgError {
 	return nil
 }
 
+// closeCursors closes what a previous client may have left on the server
+// connection that outlives a transaction: a WITH HOLD cursor keeps rows
+// read under that client's tenant. It runs before the transaction begins
+// (inside it, CLOSE ALL would take a snapshot and break SET TRANSACTION).
+// Temporary tables need no such step: tenants may not create them (see
+// schema/database.sql).
+const closeCursors = "CLOSE ALL"
+
 func (s *session) runSimple(ctx context.Context, p simplePlan) error {
+	fresh := s.server == nil
 	if err := s.acquire(ctx); err != nil {
 		var pe *pgError
 		if errors.As(err, &pe) {
@@ -350,6 +359,13 @@ func (s *session) runSimple(ctx context.Context, p simplePlan) error {
 	st := stateOf(s.server)
 	var exps []expect
 	w := s.server.W
+	switch {
+	case fresh && p.before != "":
+		p.before = closeCursors + "; " + p.before
+	case fresh:
+		w.Write(appendQuery(nil, closeCursors))
+		exps = append(exps, expect{kind: expQuery, injected: true})
+	}
 	if p.before != "" {
 		w.Write(appendQuery(nil, p.before))
 		exps = append(exps, expect{kind: expQuery, injected: true})
@@ -398,6 +414,7 @@ func (s *session) finish(status byte) error {
 func (s *session) extended(ctx context.Context) error {
 	msgs := s.pending
 	s.pending = s.pending[:0]
+	fresh := s.server == nil
 	if s.server == nil && len(msgs) == 1 {
 		// A lone Sync or Flush between transactions needs no server.
 		if msgs[0].typ == 'S' {
@@ -421,6 +438,7 @@ func (s *session) extended(ctx context.Context) error {
 	var b batch
 	b.s = s
 	b.st = stateOf(s.server)
+	b.fresh = fresh
 	b.build(msgs)
 	if _, err := s.server.W.Write(b.buf); err != nil {
 		return s.serverFailed(err)

@@ -166,3 +166,47 @@ func TestForbiddenSettingsAreRefused(t *testing.T) {
 		t.Errorf("start-up with client_encoding LATIN1: %v, want 0A000", err)
 	}
 }
+
+// TestSessionObjectsDoNotOutliveTheTransaction: objects that outlive a
+// transaction on the server connection could carry one tenant's rows to
+// the next tenant on the same backend. WITH HOLD cursors are closed before
+// every transaction; temporary tables cannot be created by tenants.
+func TestSessionObjectsDoNotOutliveTheTransaction(t *testing.T) {
+	e := proxytest.Start(t, proxytest.Options{PoolYAML: "max_size: 1"})
+	ctx := context.Background()
+	a := e.Connect(e.Token(e.A.ID, "tenant", nil), pgx.QueryExecModeSimpleProtocol)
+	b := e.Connect(e.Token(e.B.ID, "tenant", nil), pgx.QueryExecModeSimpleProtocol)
+	var pidA, pidB int
+	if err := a.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pidA); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.PgConn().Exec(ctx, "BEGIN; DECLARE kept CURSOR WITH HOLD FOR SELECT name FROM projects; COMMIT").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"simple", "extended"} {
+		var err error
+		if mode == "simple" {
+			_, err = b.PgConn().Exec(ctx, "FETCH ALL FROM kept").ReadAll()
+		} else {
+			_, err = b.Exec(ctx, "FETCH ALL FROM kept", pgx.QueryExecModeExec)
+		}
+		if sqlstate(err) != "34000" {
+			t.Fatalf("%s: tenant B fetching tenant A's WITH HOLD cursor: err = %v, want 34000 (no such cursor)", mode, err)
+		}
+	}
+	if err := b.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pidB); err != nil || pidB != pidA {
+		t.Fatalf("B ran on backend %d, A on %d (%v): the test needs one backend", pidB, pidA, err)
+	}
+	for _, sql := range []string{
+		"CREATE TEMP TABLE stash AS SELECT * FROM projects",
+		"BEGIN; CREATE TEMP TABLE stash (x int) ON COMMIT DROP; COMMIT",
+		"DO $$ BEGIN EXECUTE 'CREATE TEMP TABLE stash (x int)'; END $$",
+	} {
+		if _, err := a.PgConn().Exec(ctx, sql).ReadAll(); sqlstate(err) != "42501" {
+			t.Fatalf("%s: err = %v, want 42501", sql, err)
+		}
+		if a.PgConn().TxStatus() != 'I' {
+			a.PgConn().Exec(ctx, "ROLLBACK").ReadAll()
+		}
+	}
+}

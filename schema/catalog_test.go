@@ -90,6 +90,7 @@ var catalogQueries = map[string]string{
 	"schemas": `SELECT n.nspname || ' owner=' || pg_get_userbyid(n.nspowner) || ' acl=' || coalesce(n.nspacl::text, '')
         FROM pg_namespace n WHERE n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', 'atlas_schema_revisions')`,
 	"extensions": `SELECT e.extname || ' in ' || e.extnamespace::regnamespace FROM pg_extension e`,
+	"database":   `SELECT coalesce(datacl::text, 'default') FROM pg_database WHERE datname = current_database()`,
 	"relations": `SELECT c.oid::regclass || ' kind=' || c.relkind::text || ' rls=' || c.relrowsecurity || ' force=' || c.relforcerowsecurity
             || ' owner=' || pg_get_userbyid(c.relowner) || ' acl=' || coalesce(c.relacl::text, '')
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
