@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 
 	"go.uber.org/zap"
@@ -297,6 +298,9 @@ func (s *session) simpleQuery(ctx context.Context, sql string) error {
 		s.cw.Write(s.out)
 		return s.cw.Flush()
 	}
+	if len(stmts) == 1 && stmts[0].kind == kindDeallocate {
+		return s.deallocate(sql[stmts[0].start:stmts[0].end])
+	}
 	var changes []settingChange
 	for _, st := range stmts {
 		ch, e := parseSetting(sql[st.start:st.end])
@@ -320,6 +324,31 @@ func (s *session) simpleQuery(ctx context.Context, sql string) error {
 	return s.runSimple(ctx, p)
 }
 
+// deallocate answers DEALLOCATE for the client's own prepared statements.
+// Server statements are shared between clients on a connection and stay.
+func (s *session) deallocate(stmt string) error {
+	w := keywords(stmt, 3)
+	name := afterWord(stmt, 1)
+	if len(w) > 1 && w[1] == "PREPARE" {
+		name = afterWord(stmt, 2)
+	}
+	tag := "DEALLOCATE"
+	if strings.EqualFold(name, "ALL") {
+		s.stmts = map[string]*preparedStmt{}
+		tag = "DEALLOCATE ALL"
+	} else {
+		name = strings.Trim(name, `"`)
+		if _, ok := s.stmts[name]; !ok {
+			return s.replyError(&pgError{Code: "26000", Message: "prepared statement " + quoteName(name) + " does not exist"})
+		}
+		delete(s.stmts, name)
+	}
+	s.out = appendMsg(s.out[:0], 'C', append([]byte(tag), 0))
+	s.out = appendReadyForQuery(s.out, s.txStatus())
+	s.cw.Write(s.out)
+	return s.cw.Flush()
+}
+
 // refusal returns the error for statements pgtenant cannot run, or nil.
 func refusal(st statement) *pgError {
 	switch st.kind {
@@ -328,9 +357,16 @@ func refusal(st statement) *pgError {
 			Message: st.why + " cannot run through pgtenant: every statement runs inside a transaction block (transaction pooling with tenant context)",
 			Hint:    "Run it on a direct connection to the database as its owner."}
 	case kindSessionOnly:
+		hint := st.hint
+		if hint == "" {
+			hint = "See the compatibility table in pgtenant's README."
+		}
 		return &pgError{Code: "0A000",
 			Message: st.why + " is not supported in pgtenant's transaction mode: the server connection is shared between transactions",
-			Hint:    "See the compatibility table in pgtenant's README."}
+			Hint:    hint}
+	case kindDeallocate:
+		return &pgError{Code: "0A000", Message: "DEALLOCATE must be sent on its own through pgtenant",
+			Hint: "Send DEALLOCATE as a separate statement."}
 	case kindPrepareTxn:
 		return &pgError{Code: "0A000",
 			Message: "PREPARE TRANSACTION is not supported in pgtenant's transaction mode",

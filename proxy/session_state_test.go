@@ -210,3 +210,54 @@ func TestSessionObjectsDoNotOutliveTheTransaction(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionOnlyFeatures: what needs a session of its own gets a clear
+// error naming transaction mode, or is answered by the proxy.
+func TestSessionOnlyFeatures(t *testing.T) {
+	e := proxytest.Start(t, proxytest.Options{})
+	ctx := context.Background()
+	c := e.Connect(e.Token(e.A.ID, "tenant", nil), pgx.QueryExecModeCacheStatement)
+	for sql, code := range map[string]string{
+		"LISTEN jobs":                 "0A000",
+		"UNLISTEN *":                  "0A000",
+		"PREPARE p AS SELECT 1":       "0A000",
+		"EXECUTE p":                   "0A000",
+		"SELECT pg_advisory_lock(42)": "0A000",
+		"VACUUM projects":             "25001",
+		"CREATE INDEX CONCURRENTLY projects_x ON projects (name)": "25001",
+		"DISCARD ALL":             "25001",
+		"PREPARE TRANSACTION 'x'": "0A000",
+	} {
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+			_, err := c.Exec(ctx, sql, mode)
+			if sqlstate(err) != code || !strings.Contains(err.Error(), "pgtenant") && !strings.Contains(err.Error(), "transaction mode") {
+				t.Errorf("%s (%v): err = %v, want %s naming pgtenant", sql, mode, err, code)
+			}
+		}
+	}
+	// Transaction-scoped advisory locks work.
+	if _, err := c.Exec(ctx, "SELECT pg_advisory_xact_lock(42)"); err != nil {
+		t.Fatal(err)
+	}
+	// DEALLOCATE is answered for the client's own statements; its other
+	// statements, and everyone else's, keep working.
+	if _, err := c.Prepare(ctx, "mine", "SELECT count(*) FROM projects"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "DEALLOCATE mine"); err != nil {
+		t.Fatalf("DEALLOCATE mine: %v", err)
+	}
+	if _, err := c.Exec(ctx, "mine"); sqlstate(err) != "26000" {
+		t.Fatalf("executing a deallocated statement: %v", err)
+	}
+	if _, err := c.Exec(ctx, "DEALLOCATE nosuch"); sqlstate(err) != "26000" {
+		t.Fatalf("DEALLOCATE nosuch: %v, want 26000", err)
+	}
+	if err := c.DeallocateAll(ctx); err != nil {
+		t.Fatalf("DeallocateAll: %v", err)
+	}
+	var n int
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM projects WHERE $1::int = 1", 1).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("after DEALLOCATE ALL: %d, %v", n, err)
+	}
+}

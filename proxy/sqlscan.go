@@ -20,6 +20,7 @@ const (
 	kindPrepareTxn             // PREPARE TRANSACTION
 	kindNoTxBlock              // cannot run inside a transaction block
 	kindSessionOnly            // needs a session of its own (refused in transaction mode)
+	kindDeallocate             // DEALLOCATE: answered by the proxy
 	kindEmpty                  // only whitespace and comments
 )
 
@@ -30,8 +31,9 @@ type statement struct {
 	// the last token including the terminating semicolon if there is one.
 	start, end int
 	semicolon  bool
-	// why names the statement for kindNoTxBlock and kindSessionOnly errors.
-	why string
+	// why names the statement for kindNoTxBlock and kindSessionOnly
+	// errors; hint says what to do instead.
+	why, hint string
 }
 
 // splitStatements splits a simple-query string into statements the way the
@@ -99,9 +101,29 @@ func splitStatements(sql string) []statement {
 		flush(lastEnd, false)
 	}
 	for k := range out {
-		out[k].kind, out[k].why = classify(sql[out[k].start:out[k].end])
+		text := sql[out[k].start:out[k].end]
+		out[k].kind, out[k].why = classify(text)
+		switch {
+		case out[k].kind == kindSessionOnly && (out[k].why == "PREPARE" || out[k].why == "EXECUTE"):
+			out[k].why = "SQL-level " + out[k].why
+			out[k].hint = "Use your driver's prepared statements (the protocol's Parse/Bind), which pgtenant keeps per client."
+		case out[k].kind == kindOther && (containsFold(text, "pg_advisory_lock") || containsFold(text, "pg_try_advisory_lock")):
+			out[k].kind, out[k].why = kindSessionOnly, "a session-level advisory lock"
+			out[k].hint = "Use pg_advisory_xact_lock or pg_try_advisory_xact_lock, released at the end of the transaction."
+		}
 	}
 	return out
+}
+
+// containsFold reports whether s contains the lower-case ASCII needle,
+// ignoring case, without allocating.
+func containsFold(s, needle string) bool {
+	for i := 0; i+len(needle) <= len(s); i++ {
+		if s[i]|0x20 == needle[0] && strings.EqualFold(s[i:i+len(needle)], needle) {
+			return true
+		}
+	}
+	return false
 }
 
 func skipBlockComment(sql string, i int) int {
@@ -279,6 +301,11 @@ func classify(stmt string) (stmtKind, string) {
 		if at(1) == "TRANSACTION" {
 			return kindPrepareTxn, "PREPARE TRANSACTION"
 		}
+		return kindSessionOnly, "PREPARE"
+	case "EXECUTE":
+		return kindSessionOnly, "EXECUTE"
+	case "DEALLOCATE":
+		return kindDeallocate, ""
 	case "VACUUM":
 		return kindNoTxBlock, "VACUUM"
 	case "CHECKPOINT":
