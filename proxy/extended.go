@@ -1,5 +1,7 @@
 package proxy
 
+import "fmt"
+
 import ()
 
 // batch turns one run of extended-protocol messages (up to Sync or Flush)
@@ -36,6 +38,7 @@ func (b *batch) query(sql string) {
 
 func (b *batch) build(msgs []clientMsg) {
 	s := b.s
+	b.st.batch++
 	if s.skipping {
 		// An earlier error: the server discards everything until Sync.
 		for _, m := range msgs {
@@ -185,24 +188,44 @@ func (b *batch) parse(body []byte) {
 		b.fail(&pgError{Code: "42P05", Message: "prepared statement " + quoteName(name) + " already exists"})
 		return
 	}
+	if max := s.srv.opts.MaxClientStatements; len(s.stmts) >= max {
+		b.fail(&pgError{Code: "53400", Message: fmt.Sprintf("pgtenant: this client already has %d prepared statements, the most allowed", max),
+			Hint: "Close or DEALLOCATE unused statements, or raise prepared_statements.max_per_client."})
+		return
+	}
 	server := serverStatementName(query, oids)
 	ps := &preparedStmt{serverName: server, parse: parseBody(server, query, oids), kind: kind, why: why, change: change}
 	s.stmts[name] = ps
-	if b.st.prepared[server] {
+	if b.st.has(server) {
+		b.st.use(server)
 		b.synth([]byte{'1', 0, 0, 0, 4}, false) // ParseComplete
 		return
 	}
-	b.st.prepared[server] = true
+	b.makeRoom()
+	b.st.use(server)
 	b.send('P', ps.parse, expect{kind: expParse, parseOf: ps, clientName: name})
 }
 
 // ensure prepares ps on this server connection if it lacks it.
 func (b *batch) ensure(ps *preparedStmt) {
-	if b.st.prepared[ps.serverName] {
+	if b.st.has(ps.serverName) {
+		b.st.use(ps.serverName)
 		return
 	}
-	b.st.prepared[ps.serverName] = true
+	b.makeRoom()
+	b.st.use(ps.serverName)
 	b.send('P', ps.parse, expect{kind: expParse, injected: true, parseOf: ps})
+}
+
+// makeRoom closes the least recently used statement when the connection
+// holds as many as allowed, in the same write.
+func (b *batch) makeRoom() {
+	name, ok := b.st.evictable(b.s.srv.opts.MaxServerStatements)
+	if !ok {
+		return
+	}
+	b.st.forget(name)
+	b.send('C', append(append([]byte{'S'}, name...), 0), expect{kind: expClose, injected: true})
 }
 
 // ensureUnnamed re-prepares the client's unnamed statement if the server's

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"container/list"
 	"testing"
 )
 
@@ -36,7 +37,8 @@ func FuzzExtendedBatch(f *testing.F) {
 			msgs = append(msgs, clientMsg{typ: m[0], body: m[1:]})
 		}
 		msgs = append(msgs, clientMsg{typ: 'S'})
-		b := batch{s: s, st: &serverState{prepared: map[string]bool{}}}
+		s.srv = New(Options{})
+		b := batch{s: s, st: &serverState{prepared: map[string]*list.Element{}, lru: list.New()}}
 		b.build(msgs)
 		r := msgReader{r: bufio.NewReader(bytes.NewReader(b.buf))}
 		for {

@@ -271,13 +271,13 @@ func (s *session) relayError(e *expect, body []byte) {
 func (s *session) forgetFailedStatement(e *expect, body []byte) {
 	st := stateOf(s.server)
 	if e.kind == expParse && e.parseOf != nil {
-		delete(st.prepared, e.parseOf.serverName)
+		st.forget(e.parseOf.serverName)
 		if e.clientName != "" && s.stmts[e.clientName] == e.parseOf {
 			delete(s.stmts, e.clientName)
 		}
 	}
 	if errorField(body, 'C') == "26000" && (e.kind == expBind || e.kind == expDescribeStmt) {
-		st.prepared = map[string]bool{}
+		st.forgetAll()
 	}
 }
 

@@ -59,6 +59,10 @@ type Options struct {
 	TLSMode      TLSMode
 	LoginTimeout time.Duration
 	Logger       *zap.Logger
+	// MaxServerStatements bounds the prepared statements per server
+	// connection (LRU); MaxClientStatements those per client.
+	MaxServerStatements int
+	MaxClientStatements int
 }
 
 // Server accepts client connections.
@@ -94,6 +98,12 @@ func New(opts Options) *Server {
 	}
 	if opts.TLSMode == "" {
 		opts.TLSMode = TLSRequireNonLoopback
+	}
+	if opts.MaxServerStatements == 0 {
+		opts.MaxServerStatements = 500
+	}
+	if opts.MaxClientStatements == 0 {
+		opts.MaxClientStatements = 5000
 	}
 	return &Server{opts: opts, log: opts.Logger, conns: map[net.Conn]struct{}{},
 		params: map[*pool.Pool]map[string]string{}}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -94,18 +95,66 @@ type preparedStmt struct {
 
 // serverState is the proxy's knowledge about a server connection.
 type serverState struct {
-	prepared map[string]bool
+	// prepared: statements the server holds, most recently used first.
+	prepared map[string]*list.Element
+	lru      *list.List // of *lruEntry
 	// unnamedOwner is the session whose unnamed statement the server holds.
 	unnamedOwner *session
+	// batch counts batches; statements used by the current one are never
+	// evicted (closing a statement closes its portals).
+	batch int
+}
+
+type lruEntry struct {
+	name string
+	used int // batch that last used it
 }
 
 func stateOf(c *pool.Conn) *serverState {
 	if st, ok := c.State.(*serverState); ok {
 		return st
 	}
-	st := &serverState{prepared: map[string]bool{}}
+	st := &serverState{prepared: map[string]*list.Element{}, lru: list.New()}
 	c.State = st
 	return st
+}
+
+func (st *serverState) has(name string) bool { _, ok := st.prepared[name]; return ok }
+
+// use marks name as prepared and used by the current batch.
+func (st *serverState) use(name string) {
+	if e, ok := st.prepared[name]; ok {
+		e.Value.(*lruEntry).used = st.batch
+		st.lru.MoveToFront(e)
+		return
+	}
+	st.prepared[name] = st.lru.PushFront(&lruEntry{name: name, used: st.batch})
+}
+
+func (st *serverState) forget(name string) {
+	if e, ok := st.prepared[name]; ok {
+		st.lru.Remove(e)
+		delete(st.prepared, name)
+	}
+}
+
+func (st *serverState) forgetAll() {
+	st.prepared = map[string]*list.Element{}
+	st.lru.Init()
+}
+
+// evictable returns the least recently used statement not used by the
+// current batch, if the connection holds at least max.
+func (st *serverState) evictable(max int) (string, bool) {
+	if st.lru.Len() < max {
+		return "", false
+	}
+	for e := st.lru.Back(); e != nil; e = e.Prev() {
+		if ent := e.Value.(*lruEntry); ent.used != st.batch {
+			return ent.name, true
+		}
+	}
+	return "", false
 }
 
 // errServerLost ends a session after its server connection failed.

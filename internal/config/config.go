@@ -28,7 +28,10 @@ type Config struct {
 	CrossTenantRoles []string `yaml:"cross_tenant_roles"`
 	ContextKey       Secret   `yaml:"context_key"`
 	Timeouts         Timeouts `yaml:"timeouts"`
-	Log              Log      `yaml:"log"`
+	// PreparedStatements bounds the memory protocol-level prepared
+	// statements may take.
+	PreparedStatements PreparedStatements `yaml:"prepared_statements"`
+	Log                Log                `yaml:"log"`
 }
 
 // ClientTLS configures TLS between clients and pgtenant.
@@ -103,6 +106,15 @@ type JWTKey struct {
 type APIKeys struct {
 	CacheTTL         time.Duration `yaml:"cache_ttl"`
 	NegativeCacheTTL time.Duration `yaml:"negative_cache_ttl"`
+}
+
+// PreparedStatements bounds prepared statements.
+type PreparedStatements struct {
+	// MaxPerServerConnection: beyond it, the least recently used statement
+	// is closed on that server connection (and re-prepared when needed).
+	MaxPerServerConnection int `yaml:"max_per_server_connection"`
+	// MaxPerClient: a client preparing more gets SQLSTATE 53400.
+	MaxPerClient int `yaml:"max_per_client"`
 }
 
 // Timeouts bound the client side.
@@ -195,6 +207,12 @@ func (c *Config) applyDefaults() {
 	defDur(&c.Timeouts.Login, 15*time.Second)
 	defDur(&c.Timeouts.ServerConnect, 10*time.Second)
 	defDur(&c.Timeouts.Shutdown, 30*time.Second)
+	if c.PreparedStatements.MaxPerServerConnection == 0 {
+		c.PreparedStatements.MaxPerServerConnection = 500
+	}
+	if c.PreparedStatements.MaxPerClient == 0 {
+		c.PreparedStatements.MaxPerClient = 5000
+	}
 	def(&c.Log.Format, "console")
 	def(&c.Log.Level, "info")
 	if c.CrossTenantRoles == nil {

@@ -23,7 +23,8 @@ func TestExampleConfigLoadsWithDefaults(t *testing.T) {
 		t.Errorf("example pool %+v, defaults %+v", got, want)
 	}
 	if c.Listen != d.Listen || c.ClientTLS.Mode != d.ClientTLS.Mode || c.JWT.Leeway != d.JWT.Leeway ||
-		c.APIKeys != d.APIKeys || c.Timeouts != d.Timeouts || c.JWT.TenantClaim != d.JWT.TenantClaim {
+		c.APIKeys != d.APIKeys || c.Timeouts != d.Timeouts || c.JWT.TenantClaim != d.JWT.TenantClaim ||
+		c.PreparedStatements != d.PreparedStatements {
 		t.Errorf("example and defaults differ:\n%+v\n%+v", c, d)
 	}
 	if c.Databases["app"].Pool.AcquireTimeout != 5*time.Second {

@@ -108,7 +108,9 @@ func Start(ctx context.Context, cfg *config.Config, log *zap.Logger) (*Running, 
 	}
 	r.Addr = l.Addr().String()
 	r.Server = proxy.New(proxy.Options{Databases: dbs, ContextKey: key, TLS: tlsConfig,
-		TLSMode: proxy.TLSMode(cfg.ClientTLS.Mode), LoginTimeout: cfg.Timeouts.Login, Logger: log})
+		MaxServerStatements: cfg.PreparedStatements.MaxPerServerConnection,
+		MaxClientStatements: cfg.PreparedStatements.MaxPerClient,
+		TLSMode:             proxy.TLSMode(cfg.ClientTLS.Mode), LoginTimeout: cfg.Timeouts.Login, Logger: log})
 	sctx, cancel := context.WithCancel(ctx)
 	r.cancel = cancel
 	go func() { r.done <- r.Server.Serve(sctx, l) }()
