@@ -150,6 +150,13 @@ const dirPrefix = "pgtenant-test-"
 // Start starts a throwaway cluster from binDir. The caller stops it with
 // Stop (Main does for the shared server).
 func Start(ctx context.Context, binDir string) (*Server, error) {
+	return StartWith(ctx, binDir, nil, nil)
+}
+
+// StartWith is Start with extra server settings and files written into the
+// data directory before the server starts (for example server.crt and
+// server.key with ssl=on), owned by the server's user, mode 0600.
+func StartWith(ctx context.Context, binDir string, settings map[string]string, files map[string][]byte) (*Server, error) {
 	sweepStale()
 	dir, err := os.MkdirTemp("", dirPrefix)
 	if err != nil {
@@ -162,11 +169,15 @@ func Start(ctx context.Context, binDir string) (*Server, error) {
 	password := randomHex(12)
 	var last error
 	for attempt := 0; attempt < 3; attempt++ { // a free port can be taken before the server binds it
+		all := testSettings()
+		for k, v := range settings {
+			all[k] = v
+		}
 		c, err := pgcluster.New(pgcluster.Options{
 			BinDir:   binDir,
 			DataDir:  filepath.Join(dir, "data"),
 			Password: password,
-			Settings: testSettings(),
+			Settings: all,
 		})
 		if err != nil {
 			os.RemoveAll(dir)
@@ -180,6 +191,17 @@ func Start(ctx context.Context, binDir string) (*Server, error) {
 			if err := c.Init(ctx); err != nil {
 				os.RemoveAll(dir)
 				return nil, err
+			}
+			for name, b := range files {
+				path := filepath.Join(dir, "data", name)
+				if err := os.WriteFile(path, b, 0o600); err != nil {
+					os.RemoveAll(dir)
+					return nil, err
+				}
+				if err := c.Chown(path); err != nil {
+					os.RemoveAll(dir)
+					return nil, err
+				}
 			}
 		}
 		if last = c.Start(ctx); last == nil {

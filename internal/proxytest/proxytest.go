@@ -64,13 +64,22 @@ type Options struct {
 	JWTYAML string
 	// Logger for the proxy; default logs through the test.
 	Logger *zap.Logger
+	// Server to use instead of the shared one; ServerTLS is the database
+	// block's server_tls line (default "server_tls: disable").
+	Server    *pgtest.Server
+	ServerTLS string
+	// ClientTLS replaces the client_tls line (default: mode allow, no cert).
+	ClientTLS string
 }
 
 // Start brings up a fresh database and a proxy in front of it.
 func Start(t testing.TB, o Options) *Env {
 	t.Helper()
 	ctx := context.Background()
-	srv := pgtest.Shared(t)
+	srv := o.Server
+	if srv == nil {
+		srv = pgtest.Shared(t)
+	}
 	name, dsn := srv.CreateDatabase(t)
 	if _, err := migrate.Run(ctx, dsn, migrate.Options{}); err != nil {
 		t.Fatalf("migrate: %v", err)
@@ -93,6 +102,14 @@ func Start(t testing.TB, o Options) *Env {
 	}
 	e := &Env{T: t, Server: srv, AdminDSN: dsn, DBName: name, Key: key, A: tenants[0], B: tenants[1], Admin: admin}
 
+	clientTLS := o.ClientTLS
+	if clientTLS == "" {
+		clientTLS = "client_tls: {mode: allow}"
+	}
+	serverTLS := o.ServerTLS
+	if serverTLS == "" {
+		serverTLS = "server_tls: disable"
+	}
 	poolYAML := o.PoolYAML
 	if !strings.Contains(poolYAML, "acquire_timeout") {
 		poolYAML += "\nacquire_timeout: 10s" // generous: CI machines are slow
@@ -102,7 +119,7 @@ func Start(t testing.TB, o Options) *Env {
 		jwtYAML = fmt.Sprintf("keys: [{alg: HS256, secret: %q}]\nleeway: 1s", HMACSecret)
 	}
 	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
-client_tls: {mode: allow}
+%s
 context_key: %q
 roles: {tenant: erun_tenant, operations: erun_operations}
 jwt:
@@ -112,14 +129,14 @@ databases:
   %s:
     host: %s
     port: %d
-    server_tls: disable
+    %s
     logins:
       - {user: %s, password: %q, roles: [erun_tenant]}
       - {user: %s, password: %q, roles: [erun_operations], resolver: true}
     pool:
 %s
 %s
-`, key.Encode(), indent(jwtYAML, "  "), name, srv.Host, srv.Port,
+`, clientTLS, key.Encode(), indent(jwtYAML, "  "), name, srv.Host, srv.Port, serverTLS,
 		roles.DefaultTenantLogin, tenantPassword, roles.DefaultOperationsLogin, operationsPassword,
 		indent(poolYAML, "      "), o.TopYAML)
 	cfg, err := config.Parse([]byte(yaml))
