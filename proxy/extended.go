@@ -278,17 +278,23 @@ func (b *batch) bind(body []byte) {
 	b.send('B', append(out, params...), expect{kind: expBind})
 }
 
-func (b *batch) describe(body []byte) {
-	if len(body) < 2 {
-		b.fail(errProtocol("malformed Describe message"))
-		return
+// splitTarget decodes the body of Describe and Close: 'S' (statement) or
+// 'P' (portal), then a name.
+func splitTarget(body []byte) (byte, string, bool) {
+	if len(body) < 2 || (body[0] != 'S' && body[0] != 'P') {
+		return 0, "", false
 	}
 	name, _, ok := cstring(body[1:])
+	return body[0], name, ok
+}
+
+func (b *batch) describe(body []byte) {
+	target, name, ok := splitTarget(body)
 	if !ok {
 		b.fail(errProtocol("malformed Describe message"))
 		return
 	}
-	if body[0] == 'P' {
+	if target == 'P' {
 		b.send('D', body, expect{kind: expDescribePortal})
 		return
 	}
@@ -355,22 +361,18 @@ func (b *batch) execute(body []byte) {
 }
 
 func (b *batch) close(body []byte) {
-	if len(body) < 2 {
-		b.fail(errProtocol("malformed Close message"))
-		return
-	}
-	name, _, ok := cstring(body[1:])
+	target, name, ok := splitTarget(body)
 	if !ok {
 		b.fail(errProtocol("malformed Close message"))
 		return
 	}
-	if body[0] == 'S' && name != "" {
+	if target == 'S' && name != "" {
 		// The server statement stays: other clients may share it.
 		delete(b.s.stmts, name)
 		b.synth([]byte{'3', 0, 0, 0, 4}, false) // CloseComplete
 		return
 	}
-	if body[0] == 'P' {
+	if target == 'P' {
 		delete(b.s.portalKinds, name)
 		delete(b.s.portalChanges, name)
 	}
