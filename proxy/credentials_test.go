@@ -151,3 +151,24 @@ func tamper(token string, tenant uuid.UUID) string {
 }
 
 func jwtEncode(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// TestIssuerMode: the tenant comes from tenant_issuers by the token's iss,
+// looked up through erun_resolve_issuer as the operations login.
+func TestIssuerMode(t *testing.T) {
+	e := proxytest.Start(t, proxytest.Options{JWTYAML: "keys: [{alg: HS256, secret: " + proxytest.HMACSecret + "}]\nissuer_mode: true"})
+	ctx := context.Background()
+	if _, err := e.Admin.Exec(ctx, "INSERT INTO tenant_issuers (tenant_id, issuer) VALUES ($1, 'https://id.globex.test')", e.B.ID); err != nil {
+		t.Fatal(err)
+	}
+	// The tenant claim is ignored in issuer mode: only iss counts.
+	tok := e.Token(uuid.Nil, "tenant", func(c jwt.MapClaims) { c["iss"] = "https://id.globex.test"; c["tenant_id"] = e.A.ID.String() })
+	c := e.Connect(tok, pgx.QueryExecModeCacheStatement)
+	var tenant uuid.UUID
+	if err := c.QueryRow(ctx, "SELECT erun_current_tenant_id()").Scan(&tenant); err != nil || tenant != e.B.ID {
+		t.Fatalf("tenant %s (%v), want globex %s", tenant, err, e.B.ID)
+	}
+	unknown := e.Token(uuid.Nil, "tenant", func(c jwt.MapClaims) { c["iss"] = "https://id.nobody.test" })
+	if _, err := pgx.Connect(ctx, e.URL(unknown)); sqlstate(err) != "28P01" {
+		t.Fatalf("unknown issuer: err = %v, want 28P01", err)
+	}
+}
