@@ -225,7 +225,7 @@ func (b *batch) makeRoom() {
 		return
 	}
 	b.st.forget(name)
-	b.send('C', append(append([]byte{'S'}, name...), 0), expect{kind: expClose, injected: true})
+	b.send('C', append(append([]byte{'S'}, name...), 0), expect{kind: expClose, injected: true, stmt: name})
 }
 
 // ensureUnnamed re-prepares the client's unnamed statement if the server's
@@ -275,7 +275,7 @@ func (b *batch) bind(body []byte) {
 	out := make([]byte, 0, len(portal)+len(ps.serverName)+2+len(params))
 	out = append(append(out, portal...), 0)
 	out = append(append(out, ps.serverName...), 0)
-	b.send('B', append(out, params...), expect{kind: expBind})
+	b.send('B', append(out, params...), expect{kind: expBind, stmt: ps.serverName})
 }
 
 // splitTarget decodes the body of Describe and Close: 'S' (statement) or
@@ -308,7 +308,7 @@ func (b *batch) describe(body []byte) {
 		return
 	}
 	b.ensure(ps)
-	b.send('D', append(append([]byte{'S'}, ps.serverName...), 0), expect{kind: expDescribeStmt})
+	b.send('D', append(append([]byte{'S'}, ps.serverName...), 0), expect{kind: expDescribeStmt, stmt: ps.serverName})
 }
 
 func (b *batch) execute(body []byte) {

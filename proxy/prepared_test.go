@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgtenant/pgtenant/internal/proxytest"
 )
@@ -95,5 +96,63 @@ func TestTooManyPreparedStatementsPerClient(t *testing.T) {
 	var n int
 	if err := c.QueryRow(ctx, "SELECT 0 + $1::int", 1).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("after the limit: %d, %v", n, err)
+	}
+}
+
+// TestSkippedParseIsNotRemembered: after an error the server skips the rest
+// of the pipeline up to Sync, including a Parse. The proxy must not believe
+// that statement exists, neither for this client (it may prepare the name
+// again) nor on the server connection (another name for the same SQL must
+// really be prepared).
+func TestSkippedParseIsNotRemembered(t *testing.T) {
+	e := proxytest.Start(t, proxytest.Options{PoolYAML: "max_size: 1"})
+	ctx := context.Background()
+	c := e.Connect(e.Token(e.A.ID, "tenant", nil), pgx.QueryExecModeCacheStatement)
+	pc := c.PgConn()
+
+	p := pc.StartPipeline(ctx)
+	p.SendQueryParams("SELECT 1/0", nil, nil, nil, nil)
+	p.SendPrepare("skipped", "SELECT count(*) FROM projects", nil)
+	p.SendPipelineSync()
+	if err := p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var sawError bool
+	for {
+		res, err := p.GetResults()
+		if err != nil {
+			if sqlstate(err) == "22012" {
+				sawError = true
+				continue
+			}
+			break
+		}
+		if _, ok := res.(*pgconn.PipelineSync); ok {
+			break
+		}
+		if rr, ok := res.(*pgconn.ResultReader); ok {
+			if _, err := rr.Close(); sqlstate(err) == "22012" {
+				sawError = true
+			}
+		}
+	}
+	if err := p.Close(); err != nil && sqlstate(err) != "22012" {
+		t.Fatal(err)
+	}
+	if !sawError {
+		t.Fatal("the pipeline's first statement did not fail")
+	}
+	// Another name for the same SQL must be really prepared and run.
+	sd, err := pc.Prepare(ctx, "again", "SELECT count(*) FROM projects", nil)
+	if err != nil {
+		t.Fatalf("prepare the same SQL again: %v", err)
+	}
+	res := pc.ExecPrepared(ctx, sd.Name, nil, nil, nil).Read()
+	if res.Err != nil || string(res.Rows[0][0]) != "2" {
+		t.Fatalf("execute it: %v %v", res.Err, res.Rows)
+	}
+	// The skipped name is free, as it would be on PostgreSQL.
+	if _, err := pc.Prepare(ctx, "skipped", "SELECT 1", nil); err != nil {
+		t.Fatalf("prepare the skipped name: %v", err)
 	}
 }

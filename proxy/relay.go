@@ -33,9 +33,13 @@ type expect struct {
 	ins          []insertion
 	stmtIdx      int
 
-	// expParse: the statement this Parse creates, forgotten if it fails.
+	// expParse: the statement this Parse creates, forgotten if it fails or
+	// is skipped.
 	parseOf    *preparedStmt
 	clientName string
+	// stmt: the server statement a Bind or Describe uses, or that an
+	// injected Close evicts.
+	stmt string
 
 	// expSynthetic: what the proxy answers in the server's place.
 	synthetic []byte
@@ -98,7 +102,9 @@ func (s *session) exchange(exps []expect) (byte, error) {
 			continue
 		}
 		if skip && e.kind != expSync {
-			// The server discards messages until Sync after an error.
+			// The server discards messages until Sync after an error: what
+			// they would have done to its statements did not happen.
+			s.skipped(e)
 			exps = exps[1:]
 			continue
 		}
@@ -276,8 +282,24 @@ func (s *session) forgetFailedStatement(e *expect, body []byte) {
 			delete(s.stmts, e.clientName)
 		}
 	}
-	if errorField(body, 'C') == "26000" && (e.kind == expBind || e.kind == expDescribeStmt) {
-		st.forgetAll()
+	if errorField(body, 'C') == "26000" && e.stmt != "" {
+		// The server lost a statement we thought it had: prepare it again
+		// next time.
+		st.forget(e.stmt)
+	}
+}
+
+// skipped undoes the bookkeeping of a message the server discarded.
+func (s *session) skipped(e *expect) {
+	st := stateOf(s.server)
+	switch {
+	case e.kind == expParse && e.parseOf != nil:
+		st.forget(e.parseOf.serverName)
+		if e.clientName != "" && s.stmts[e.clientName] == e.parseOf {
+			delete(s.stmts, e.clientName)
+		}
+	case e.kind == expClose && e.injected && e.stmt != "":
+		st.use(e.stmt) // the eviction did not happen: the server still has it
 	}
 }
 

@@ -138,11 +138,6 @@ func (st *serverState) forget(name string) {
 	}
 }
 
-func (st *serverState) forgetAll() {
-	st.prepared = map[string]*list.Element{}
-	st.lru.Init()
-}
-
 // evictable returns the least recently used statement not used by the
 // current batch, if the connection holds at least max.
 func (st *serverState) evictable(max int) (string, bool) {
