@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/pgtenant
 
-.PHONY: all build dev test lint postgres test-deps bench clean
+.PHONY: all build dev test lint postgres test-deps bench compat clean
 
 all: build
 
@@ -41,3 +41,9 @@ bench:
 	@PG_BIN="$$(scripts/provision-postgres.sh)" && export PG_BIN && \
 	scripts/provision-bench-deps.sh && \
 	$(GO) run ./bench -seconds $${BENCH_SECONDS:-10} -clients $${BENCH_CLIENTS:-10,100}
+
+# Real client libraries through pgtenant, one scenario each; prints the matrix.
+compat:
+	@set -o pipefail; PG_BIN="$$(scripts/provision-postgres.sh)" && export PG_BIN && \
+	eval "$$(scripts/provision-test-deps.sh)" && scripts/provision-compat-deps.sh && \
+	$(GO) test -tags compat -count=1 -v -run TestCompat ./compat/ | grep -E '^\s*(--- |\| |ok|FAIL|PASS)|compat_test'

@@ -168,7 +168,7 @@ func (b *batch) parse(body []byte) {
 	if stmts := splitStatements(query); len(stmts) > 0 {
 		kind, why = stmts[0].kind, stmts[0].why
 		ch, e := parseSetting(query[stmts[0].start:stmts[0].end])
-		if e == nil {
+		if e == nil && stmts[0].kind != kindDeallocate {
 			e = refusal(stmts[0])
 		}
 		if e != nil {
@@ -177,7 +177,18 @@ func (b *batch) parse(body []byte) {
 		}
 		change = ch
 	}
+	if kind == kindDeallocate {
+		// psycopg 3 sends DEALLOCATE ALL this way after a rollback.
+		if name != "" {
+			b.fail(&pgError{Code: "0A000", Message: "pgtenant answers DEALLOCATE itself and cannot prepare it as a named statement"})
+			return
+		}
+		s.unnamedLocal = query
+		b.synth([]byte{'1', 0, 0, 0, 4}, false) // ParseComplete
+		return
+	}
 	if name == "" {
+		s.unnamedLocal = ""
 		s.unnamedChange = change
 		s.unnamed = append(s.unnamed[:0], body...)
 		b.st.unnamedOwner = s
@@ -258,6 +269,11 @@ func (b *batch) bind(body []byte) {
 		b.fail(errProtocol("malformed Bind message"))
 		return
 	}
+	if stmt == "" && b.s.unnamedLocal != "" {
+		b.s.portalLocal[portal] = b.s.unnamedLocal
+		b.synth([]byte{'2', 0, 0, 0, 4}, false) // BindComplete
+		return
+	}
 	if stmt == "" {
 		b.ensureUnnamed()
 		b.s.portalKinds[portal] = kindOf(b.s.unnamed)
@@ -295,7 +311,16 @@ func (b *batch) describe(body []byte) {
 		return
 	}
 	if target == 'P' {
+		if _, local := b.s.portalLocal[name]; local {
+			b.synth([]byte{'n', 0, 0, 0, 4}, false) // NoData
+			return
+		}
 		b.send('D', body, expect{kind: expDescribePortal})
+		return
+	}
+	if name == "" && b.s.unnamedLocal != "" {
+		// ParameterDescription (no parameters), then NoData.
+		b.synth([]byte{'t', 0, 0, 0, 6, 0, 0, 'n', 0, 0, 0, 4}, false)
 		return
 	}
 	if name == "" {
@@ -316,6 +341,16 @@ func (b *batch) execute(body []byte) {
 	portal, rest, ok := cstring(body)
 	if !ok || len(rest) != 4 {
 		b.fail(errProtocol("malformed Execute message"))
+		return
+	}
+	if stmt, local := s.portalLocal[portal]; local {
+		delete(s.portalLocal, portal)
+		tag, e := s.applyDeallocate(stmt)
+		if e != nil {
+			b.fail(e)
+			return
+		}
+		b.synth(appendMsg(nil, 'C', append([]byte(tag), 0)), false)
 		return
 	}
 	kind, known := s.portalKinds[portal]
@@ -375,6 +410,11 @@ func (b *batch) close(body []byte) {
 	if target == 'P' {
 		delete(b.s.portalKinds, name)
 		delete(b.s.portalChanges, name)
+		if _, local := b.s.portalLocal[name]; local {
+			delete(b.s.portalLocal, name)
+			b.synth([]byte{'3', 0, 0, 0, 4}, false) // CloseComplete
+			return
+		}
 	}
 	b.send('C', body, expect{kind: expClose})
 }
@@ -389,4 +429,5 @@ func (b *batch) sync() {
 	}
 	s.portalKinds = map[string]stmtKind{}
 	s.portalChanges = map[string]settingChange{}
+	s.portalLocal = map[string]string{}
 }

@@ -27,7 +27,7 @@ func FuzzExtendedBatch(f *testing.F) {
 	f.Add([]byte("DSst\x00"), []byte("CSst\x00"), []byte("CP\x00"))
 	f.Fuzz(func(t *testing.T, m1, m2, m3 []byte) {
 		s := &session{stmts: map[string]*preparedStmt{}, portalKinds: map[string]stmtKind{},
-			portalChanges: map[string]settingChange{}, settings: settings{},
+			portalChanges: map[string]settingChange{}, portalLocal: map[string]string{}, settings: settings{},
 			frame: "RESET ALL; SET LOCAL ROLE r", nFrame: 2}
 		var msgs []clientMsg
 		for _, m := range [][]byte{m1, m2, m3} {

@@ -62,6 +62,11 @@ type session struct {
 	stmts         map[string]*preparedStmt
 	unnamed       []byte // body of the client's last Parse of the unnamed statement
 	unnamedChange settingChange
+	// unnamedLocal: the client's unnamed statement is one the proxy answers
+	// itself (DEALLOCATE), with its text; portalLocal, the portals bound
+	// from it.
+	unnamedLocal  string
+	portalLocal   map[string]string
 	portalKinds   map[string]stmtKind
 	portalChanges map[string]settingChange
 
@@ -368,29 +373,37 @@ func (s *session) simpleQuery(ctx context.Context, sql string) error {
 	return s.runSimple(ctx, p)
 }
 
-// deallocate answers DEALLOCATE for the client's own prepared statements.
-// Server statements are shared between clients on a connection and stay.
+// deallocate answers a simple-protocol DEALLOCATE.
 func (s *session) deallocate(stmt string) error {
-	w := keywords(stmt, 3)
-	name := afterWord(stmt, 1)
-	if len(w) > 1 && w[1] == "PREPARE" {
-		name = afterWord(stmt, 2)
-	}
-	tag := "DEALLOCATE"
-	if strings.EqualFold(name, "ALL") {
-		s.stmts = map[string]*preparedStmt{}
-		tag = "DEALLOCATE ALL"
-	} else {
-		name = strings.Trim(name, `"`)
-		if _, ok := s.stmts[name]; !ok {
-			return s.replyError(&pgError{Code: "26000", Message: "prepared statement " + quoteName(name) + " does not exist"})
-		}
-		delete(s.stmts, name)
+	tag, e := s.applyDeallocate(stmt)
+	if e != nil {
+		return s.replyError(e)
 	}
 	s.out = appendMsg(s.out[:0], 'C', append([]byte(tag), 0))
 	s.out = appendReadyForQuery(s.out, s.txStatus())
 	s.cw.Write(s.out)
 	return s.cw.Flush()
+}
+
+// applyDeallocate carries out DEALLOCATE [PREPARE] {name | ALL} on the
+// client's own prepared statements and returns its command tag. Server
+// statements are shared between clients on a connection and stay.
+func (s *session) applyDeallocate(stmt string) (string, *pgError) {
+	w := keywords(stmt, 3)
+	name := afterWord(stmt, 1)
+	if len(w) > 1 && w[1] == "PREPARE" {
+		name = afterWord(stmt, 2)
+	}
+	if strings.EqualFold(name, "ALL") {
+		s.stmts = map[string]*preparedStmt{}
+		return "DEALLOCATE ALL", nil
+	}
+	name = strings.Trim(name, `"`)
+	if _, ok := s.stmts[name]; !ok {
+		return "", &pgError{Code: "26000", Message: "prepared statement " + quoteName(name) + " does not exist"}
+	}
+	delete(s.stmts, name)
+	return "DEALLOCATE", nil
 }
 
 // refusal returns the error for statements pgtenant cannot run, or nil.

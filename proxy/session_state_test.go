@@ -256,6 +256,17 @@ func TestSessionOnlyFeatures(t *testing.T) {
 	if err := c.DeallocateAll(ctx); err != nil {
 		t.Fatalf("DeallocateAll: %v", err)
 	}
+	// psycopg 3 sends it over the extended protocol, after a rollback.
+	if _, err := c.Prepare(ctx, "again", "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	res := c.PgConn().ExecParams(ctx, "DEALLOCATE ALL", nil, nil, nil, nil).Read()
+	if res.Err != nil || res.CommandTag.String() != "DEALLOCATE ALL" {
+		t.Fatalf("DEALLOCATE ALL over the extended protocol: %v %q", res.Err, res.CommandTag)
+	}
+	if _, err := c.PgConn().Prepare(ctx, "again", "SELECT 2", nil); err != nil {
+		t.Fatalf("the name is free again after DEALLOCATE ALL: %v", err)
+	}
 	var n int
 	if err := c.QueryRow(ctx, "SELECT count(*) FROM projects WHERE $1::int = 1", 1).Scan(&n); err != nil || n != 2 {
 		t.Fatalf("after DEALLOCATE ALL: %d, %v", n, err)

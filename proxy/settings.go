@@ -211,7 +211,9 @@ func startupSettings(params map[string]string) (settings, *pgError) {
 			}
 			continue
 		case "client_encoding":
-			if !strings.EqualFold(strings.ReplaceAll(v, "-", ""), "utf8") && !strings.EqualFold(v, "unicode") {
+			// asyncpg sends 'utf-8', quotes included.
+			enc := strings.ReplaceAll(strings.Trim(strings.TrimSpace(v), `'"`), "-", "")
+			if !strings.EqualFold(enc, "utf8") && !strings.EqualFold(enc, "unicode") {
 				return nil, forbiddenSetting(name)
 			}
 			continue

@@ -57,6 +57,9 @@ func TestStartupSettings(t *testing.T) {
 	if replay != want || n != 5 {
 		t.Fatalf("replay = %s (%d)\nwant     %s", replay, n, want)
 	}
+	if _, e := startupSettings(map[string]string{"client_encoding": "'utf-8'"}); e != nil {
+		t.Errorf("asyncpg's client_encoding 'utf-8' refused: %v", e)
+	}
 	for _, bad := range []map[string]string{{"client_encoding": "LATIN1"}, {"options": "-c role=x"}, {"erun.tenant_id": "x"}, {"replication": "database"}} {
 		if _, e := startupSettings(bad); e == nil {
 			t.Errorf("%v accepted", bad)

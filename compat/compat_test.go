@@ -1,0 +1,138 @@
+//go:build compat
+
+// Package compat runs real client libraries through pgtenant, each with the
+// same scenario (see clients/), while other clients churn the pool so that
+// every client's transactions land on different server connections. Run it
+// with `make compat`, which installs the clients.
+package compat
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgtenant/pgtenant/internal/pgtest"
+	"github.com/pgtenant/pgtenant/internal/proxytest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+var steps = []string{"crud", "isolation", "prepared", "rollback", "recovery", "large", "copy", "cancel", "metadata"}
+
+type client struct {
+	name string
+	cmd  func(t *testing.T) []string
+}
+
+func script(parts ...string) func(*testing.T) []string {
+	return func(*testing.T) []string { return parts }
+}
+
+func clients() []client {
+	return []client{
+		{"psycopg 3", script("/usr/bin/python3", "clients/python/psycopg3_client.py")},
+		{"psycopg2", script("/usr/bin/python3", "clients/python/psycopg2_client.py")},
+		{"asyncpg", script("/usr/bin/python3", "clients/python/asyncpg_client.py")},
+		{"node-postgres", script("node", "clients/node/pg_client.mjs")},
+		{"postgres.js", script("node", "clients/node/postgresjs_client.mjs")},
+		{"JDBC", func(t *testing.T) []string {
+			dir := t.TempDir()
+			jar := "/usr/share/java/postgresql.jar"
+			if out, err := exec.Command("javac", "-cp", jar, "-d", dir, "clients/java/Compat.java").CombinedOutput(); err != nil {
+				t.Fatalf("javac: %v\n%s", err, out)
+			}
+			return []string{"java", "-cp", jar + string(os.PathListSeparator) + dir, "Compat"}
+		}},
+	}
+}
+
+func TestCompat(t *testing.T) {
+	e := proxytest.Start(t, proxytest.Options{PoolYAML: "max_size: 3"})
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range 4 {
+		churn := e.Connect(e.Token(e.B.ID, "tenant", nil), pgx.QueryExecModeCacheStatement)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				var n int
+				churn.QueryRow(ctx, fmt.Sprintf("SELECT count(*) + %d FROM tasks, pg_sleep(0.002)", i)).Scan(&n)
+			}
+		}()
+	}
+	defer func() { stop(); wg.Wait() }()
+
+	matrix := map[string]map[string]string{}
+	for _, c := range clients() {
+		t.Run(c.name, func(t *testing.T) {
+			args := c.cmd(t)
+			runCtx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(runCtx, args[0], args[1:]...)
+			cmd.Env = append(os.Environ(), "PGT_URL="+e.URL(e.Token(e.A.ID, "tenant", nil)),
+				"PGT_TENANT_A="+e.A.ID.String(), "PGT_TENANT_B="+e.B.ID.String())
+			out, err := cmd.CombinedOutput()
+			results := map[string]string{}
+			sc := bufio.NewScanner(strings.NewReader(string(out)))
+			for sc.Scan() {
+				f := strings.Fields(sc.Text())
+				if len(f) >= 2 && (f[0] == "ok" || f[0] == "fail" || f[0] == "n/a") {
+					results[strings.TrimSuffix(f[1], ":")] = f[0]
+				}
+			}
+			matrix[c.name] = results
+			if err != nil {
+				t.Errorf("%s exited with %v:\n%s", c.name, err, out)
+			}
+			for _, s := range steps {
+				switch results[s] {
+				case "ok", "n/a":
+				default:
+					t.Errorf("step %s: %q\n%s", s, results[s], out)
+				}
+			}
+		})
+	}
+	// Every client's rows were its own: tenant B is untouched.
+	var n int
+	if err := e.Admin.QueryRow(context.Background(), "SELECT count(*) FROM projects WHERE tenant_id = $1", e.B.ID).Scan(&n); err != nil || n != 2 {
+		t.Errorf("tenant B has %d projects (%v), want its 2", n, err)
+	}
+	printMatrix(t, matrix)
+}
+
+func printMatrix(t *testing.T, m map[string]map[string]string) {
+	var names []string
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n| client | %s |\n|---|%s\n", strings.Join(steps, " | "), strings.Repeat("---|", len(steps)))
+	for _, n := range names {
+		fmt.Fprintf(&b, "| %s |", n)
+		for _, s := range steps {
+			v := m[n][s]
+			if v == "" {
+				v = "missing"
+			}
+			fmt.Fprintf(&b, " %s |", v)
+		}
+		b.WriteString("\n")
+	}
+	t.Log(b.String())
+	if path := os.Getenv("PGTENANT_COMPAT_REPORT"); path != "" {
+		os.WriteFile(filepath.Clean(path), []byte(b.String()), 0o644)
+	}
+}
