@@ -13,6 +13,7 @@ need=()
 /usr/bin/python3 -c 'import asyncpg' 2>/dev/null || need+=(python3-asyncpg)
 [ -f /usr/share/java/postgresql.jar ] || need+=(libpostgresql-jdbc-java)
 command -v javac >/dev/null || need+=(default-jdk-headless)
+command -v pgbench >/dev/null || need+=(postgresql-client)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
 		log "missing ${need[*]}: install them (Debian packages) and re-run"

@@ -18,6 +18,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -212,11 +214,27 @@ func (e *Env) URL(password string) string {
 // Connect opens a pgx connection through the proxy, closed at cleanup.
 func (e *Env) Connect(password string, mode pgx.QueryExecMode) *pgx.Conn {
 	e.T.Helper()
+	return e.ConnectConfig(password, func(cfg *pgx.ConnConfig) { cfg.DefaultQueryExecMode = mode })
+}
+
+// CancelOnContext makes pgx send a CancelRequest when a query's context
+// ends (its default closes the connection instead).
+func CancelOnContext(cfg *pgx.ConnConfig) {
+	cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: 10 * time.Second}
+	}
+}
+
+// ConnectConfig is Connect with the configuration adjusted by mutate.
+func (e *Env) ConnectConfig(password string, mutate func(*pgx.ConnConfig)) *pgx.Conn {
+	e.T.Helper()
 	cfg, err := pgx.ParseConfig(e.URL(password))
 	if err != nil {
 		e.T.Fatal(err)
 	}
-	cfg.DefaultQueryExecMode = mode
+	if mutate != nil {
+		mutate(cfg)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := pgx.ConnectConfig(ctx, cfg)
