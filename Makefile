@@ -23,14 +23,17 @@ dev: build
 	@PG_BIN="$$(scripts/provision-postgres.sh)" && export PG_BIN && exec ./$(BIN) dev
 
 # The whole suite, against real PostgreSQL servers started by the tests.
+# The client matrix (make compat) is part of it: it takes seconds.
 test: lint
 	@PG_BIN="$$(scripts/provision-postgres.sh)" && export PG_BIN && \
-	eval "$$(scripts/provision-test-deps.sh)" && \
-	$(GO) test -race -count=1 -timeout 30m ./...
+	eval "$$(scripts/provision-test-deps.sh)" && scripts/provision-compat-deps.sh && \
+	$(GO) test -race -count=1 -timeout 30m ./... && \
+	$(GO) test -tags compat -count=1 -timeout 10m ./compat/
 
 lint:
 	@out="$$(gofmt -l . 2>&1 | grep -v '^.cache/' || true)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags compat ./compat/
 
 clean:
 	rm -rf bin .cache
