@@ -15,7 +15,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -36,6 +35,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgtenant/pgtenant/internal/devenv"
+	"github.com/pgtenant/pgtenant/internal/pgbouncer"
 	"github.com/pgtenant/pgtenant/internal/pgcluster"
 )
 
@@ -108,7 +108,8 @@ func run(ctx context.Context, seconds int, clientList, dir string) error {
 	}
 	_, pgPortS, _ := net.SplitHostPort(env.Cluster.Addr())
 	targets := []target{{"direct", "127.0.0.1:" + pgPortS, user, password, true, []string{"simple"}}}
-	bouncer, stopBouncer, err := startPgBouncer(work, pgPortS, user, password)
+	bouncer, stopBouncer, err := pgbouncer.Start(pgbouncer.Options{Dir: work, ServerPort: pgPortS, Database: "bench",
+		Users: map[string]string{user: password}, PoolSize: 20})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: PgBouncer is left out: %v\n", err)
 	} else {
@@ -216,87 +217,6 @@ func lastLines(b []byte, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
-}
-
-// startPgBouncer runs PgBouncer in transaction mode in front of the
-// benchmark cluster, installing Debian's package if we may.
-func startPgBouncer(dir, pgPort, user, password string) (string, func(), error) {
-	bin, err := exec.LookPath("pgbouncer")
-	if err != nil {
-		if _, statErr := os.Stat("/usr/sbin/pgbouncer"); statErr == nil {
-			bin = "/usr/sbin/pgbouncer"
-		} else {
-			return "", nil, errors.New("pgbouncer is not installed (Debian package pgbouncer; make bench installs it when run as root)")
-		}
-	}
-	port, err := pgcluster.FreePort()
-	if err != nil {
-		return "", nil, err
-	}
-	ini := fmt.Sprintf(`[databases]
-bench = host=127.0.0.1 port=%s dbname=bench
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = %d
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = %s/userlist.txt
-pool_mode = transaction
-default_pool_size = 20
-max_client_conn = 1000
-logfile = %s/pgbouncer.log
-pidfile = %s/pgbouncer.pid
-`, pgPort, port, dir, dir, dir)
-	if err := os.WriteFile(filepath.Join(dir, "pgbouncer.ini"), []byte(ini), 0o644); err != nil {
-		return "", nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "userlist.txt"), []byte(fmt.Sprintf("%q %q\n", user, password)), 0o644); err != nil {
-		return "", nil, err
-	}
-	cmd := exec.Command(bin, filepath.Join(dir, "pgbouncer.ini"))
-	if os.Geteuid() == 0 {
-		// PgBouncer refuses to run as root.
-		uid, gid, err := unprivileged()
-		if err != nil {
-			return "", nil, err
-		}
-		os.Chmod(dir, 0o777)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}, Pdeathsig: syscall.SIGTERM}
-	}
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	go func() {
-		s := bufio.NewScanner(stderr)
-		for s.Scan() {
-		}
-	}()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	for i := 0; ; i++ {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			break
-		}
-		if i > 100 {
-			cmd.Process.Kill()
-			log, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log"))
-			return "", nil, fmt.Errorf("pgbouncer did not start: %s", lastLines(log, 3))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return addr, func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }, nil
-}
-
-func unprivileged() (uint32, uint32, error) {
-	out, err := exec.Command("id", "-u", "postgres").Output()
-	if err != nil {
-		return 0, 0, errors.New("no unprivileged user postgres to run pgbouncer as")
-	}
-	uid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
-	out, _ = exec.Command("id", "-g", "postgres").Output()
-	gid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
-	return uint32(uid), uint32(gid), nil
 }
 
 // report prints the results and the ratios.
