@@ -25,6 +25,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -142,6 +143,9 @@ func run(ctx context.Context, seconds int, clientList, dir string) error {
 					r := result{target: t.name, workload: wl, mode: mode, clients: n}
 					host, port, _ := net.SplitHostPort(t.addr)
 					r.tps, r.latencyMS, r.err = runPgbench(ctx, pgbench, host, port, t.user, t.password, "bench", path, mode, n, seconds)
+					if errors.Is(r.err, errHung) {
+						dumpHang(ctx, dir, env.AdminDSN)
+					}
 					fmt.Fprintf(os.Stderr, "bench: %-9s %-5s %-8s %3d clients: %8.0f tps %7.2f ms %v\n", t.name, wl, mode, n, r.tps, r.latencyMS, errText(r.err))
 					results = append(results, r)
 				}
@@ -195,6 +199,9 @@ func runPgbench(ctx context.Context, pgbench, host, port, user, password, db, sc
 		"-T", strconv.Itoa(seconds), "-M", mode, "-f", script, db)
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+password, "PGSSLMODE=disable")
 	out, err := cmd.CombinedOutput()
+	if ctx.Err() == context.DeadlineExceeded {
+		return 0, 0, fmt.Errorf("%w: %s", errHung, lastLines(out, 6))
+	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("%v: %s", err, lastLines(out, 6))
 	}
@@ -209,6 +216,33 @@ func runPgbench(ctx context.Context, pgbench, host, port, user, password, db, sc
 	t, _ := strconv.ParseFloat(string(tps[1]), 64)
 	l, _ := strconv.ParseFloat(string(lat[1]), 64)
 	return t, l, nil
+}
+
+// errHung: a pgbench run did not end well after its duration.
+var errHung = errors.New("pgbench did not finish (killed after its deadline)")
+
+// dumpHang writes what is needed to diagnose a hang next to the benchmark's
+// state: every goroutine of this process (the proxy runs in it) and the
+// server's view of its connections.
+func dumpHang(ctx context.Context, dir, adminDSN string) {
+	path := filepath.Join(dir, "hang-"+time.Now().Format("20060102-150405")+".txt")
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	pprof.Lookup("goroutine").WriteTo(f, 2)
+	if conn, err := pgx.Connect(ctx, adminDSN); err == nil {
+		rows, err := conn.Query(ctx, `SELECT pid, usename, state, wait_event_type, wait_event, left(query, 120) FROM pg_stat_activity WHERE datname = current_database()`)
+		if err == nil {
+			for rows.Next() {
+				vals, _ := rows.Values()
+				fmt.Fprintln(f, vals...)
+			}
+		}
+		conn.Close(ctx)
+	}
+	fmt.Fprintf(os.Stderr, "bench: a pgbench run hung; diagnostics in %s\n", path)
 }
 
 func lastLines(b []byte, n int) string {

@@ -330,6 +330,13 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: connect to the server: %w", p.cfg.Name, err)
 	}
+	// pgconn may still have a background reader on the socket, or bytes in
+	// its own buffer: either would steal the first responses meant for
+	// the proxy. SyncConn stops and drains both before the takeover.
+	if err := pc.SyncConn(ctx); err != nil {
+		pc.Close(ctx)
+		return nil, fmt.Errorf("pool %s: sync the new connection: %w", p.cfg.Name, err)
+	}
 	h, err := pc.Hijack()
 	if err != nil {
 		pc.Close(ctx)

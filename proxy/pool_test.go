@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -195,5 +196,44 @@ func TestIdleServerTerminated(t *testing.T) {
 	}
 	if pid2 == pid || n != 2 {
 		t.Fatalf("ran on backend %d (killed: %d), %d rows", pid2, pid, n)
+	}
+}
+
+// TestFirstQueriesOnFreshConnections: many clients whose first query runs
+// on a newly dialled server connection. pgconn may still be reading the
+// socket in the background when the proxy takes it over; without syncing
+// it first, a response went missing and the client waited forever.
+func TestFirstQueriesOnFreshConnections(t *testing.T) {
+	for round := range 3 {
+		e := proxytest.Start(t, proxytest.Options{PoolYAML: "max_size: 50"})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		token := e.Token(e.A.ID, "tenant", nil)
+		var wg sync.WaitGroup
+		errs := make(chan error, 50)
+		for range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := pgx.Connect(ctx, e.URL(token))
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer c.Close(context.Background())
+				var n int
+				if _, err := c.PgConn().Exec(ctx, "SELECT count(*) FROM projects").ReadAll(); err != nil {
+					errs <- err
+				}
+				if err := c.QueryRow(ctx, "SELECT count(*) FROM projects").Scan(&n); err != nil || n != 2 {
+					errs <- fmt.Errorf("%d rows, %v", n, err)
+				}
+			}()
+		}
+		wg.Wait()
+		cancel()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: %v", round, err)
+		}
 	}
 }

@@ -148,13 +148,24 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 }
 
-// CloseClients disconnects every client (after the shutdown grace period).
+// CloseClients disconnects every client (after the shutdown grace period),
+// and closes the server connections sessions hold, so that a session
+// waiting on its server ends too.
 func (s *Server) CloseClients() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for c := range s.conns {
 		c.Close()
 	}
+	s.mu.Unlock()
+	s.cancels.Range(func(_, v any) bool {
+		sess := v.(*session)
+		sess.mu.Lock()
+		if sess.server != nil {
+			sess.server.Net.Close()
+		}
+		sess.mu.Unlock()
+		return true
+	})
 }
 
 func (s *Server) handle(ctx context.Context, conn net.Conn) {
