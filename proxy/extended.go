@@ -2,8 +2,6 @@ package proxy
 
 import "fmt"
 
-import ()
-
 // batch turns one run of extended-protocol messages (up to Sync or Flush)
 // into what is written to the server, plus the expectations for relaying.
 type batch struct {

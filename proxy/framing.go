@@ -227,7 +227,10 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 // a statement inside a client's transaction so that the transaction enters
 // the failed state exactly as if Postgres had refused it.
 func raiseSQL(err *pgError) string {
-	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+	// E'' strings read the same whatever standard_conforming_strings is.
+	q := func(s string) string {
+		return "E'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", "''") + "'"
+	}
 	return fmt.Sprintf("DO $pgtenant$ BEGIN RAISE EXCEPTION USING ERRCODE = %s, MESSAGE = %s, HINT = %s; END $pgtenant$",
 		q(err.Code), q(err.Message), q(err.Hint))
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pgtenant/pgtenant/auth"
 	"github.com/pgtenant/pgtenant/pool"
+	"github.com/pgtenant/pgtenant/proxy/copyfrom"
 )
 
 // session is one client connection after authentication. It reads the
@@ -350,6 +351,13 @@ func (s *session) simpleQuery(ctx context.Context, sql string) error {
 	if len(stmts) == 1 && stmts[0].kind == kindDeallocate {
 		return s.deallocate(sql[stmts[0].start:stmts[0].end])
 	}
+	if len(stmts) == 1 && stmts[0].kind == kindCopyFrom {
+		st, _, err := copyfrom.Parse(sql[stmts[0].start:stmts[0].end])
+		if err != nil {
+			return s.refuse(ctx, copyError(err))
+		}
+		return s.copyFrom(ctx, st)
+	}
 	var changes []settingChange
 	for _, st := range stmts {
 		ch, e := parseSetting(sql[st.start:st.end])
@@ -360,17 +368,22 @@ func (s *session) simpleQuery(ctx context.Context, sql string) error {
 			changes = append(changes, ch)
 		}
 		if e != nil {
-			if s.server != nil && s.framed {
-				// Inside the client's transaction: fail it on the server so
-				// its state matches what the client was told.
-				return s.runSimple(ctx, simplePlan{text: raiseSQL(e), injected: []bool{false}, quiet: []bool{false}, noTxWarn: []bool{false}, framed: true})
-			}
-			return s.replyError(e)
+			return s.refuse(ctx, e)
 		}
 	}
 	p := planSimple(sql, stmts, s.server != nil && s.framed, s.frame, s.nFrame)
 	p.changes = changes
 	return s.runSimple(ctx, p)
+}
+
+// refuse answers a Query with an error of the proxy's. Inside the client's
+// transaction the server raises it, so that the transaction fails as the
+// client was told.
+func (s *session) refuse(ctx context.Context, e *pgError) error {
+	if s.server != nil && s.framed {
+		return s.runSimple(ctx, simplePlan{text: raiseSQL(e), injected: []bool{false}, quiet: []bool{false}, noTxWarn: []bool{false}, framed: true})
+	}
+	return s.replyError(e)
 }
 
 // deallocate answers a simple-protocol DEALLOCATE.
@@ -424,6 +437,9 @@ func refusal(st statement) *pgError {
 	case kindDeallocate:
 		return &pgError{Code: "0A000", Message: "DEALLOCATE must be sent on its own through pgtenant",
 			Hint: "Send DEALLOCATE as a separate statement."}
+	case kindCopyFrom:
+		return &pgError{Code: "0A000", Message: "COPY FROM STDIN must be sent as a simple query of its own through pgtenant",
+			Hint: "pgtenant turns COPY FROM into INSERTs under row-level security; send the COPY alone, as psql and the common drivers do."}
 	case kindPrepareTxn:
 		return &pgError{Code: "0A000",
 			Message: "PREPARE TRANSACTION is not supported in pgtenant's transaction mode",

@@ -3,6 +3,8 @@ package proxy
 import (
 	"strings"
 	"unicode/utf8"
+
+	"github.com/pgtenant/pgtenant/proxy/copyfrom"
 )
 
 // stmtKind classifies a statement by what it does to the transaction. The
@@ -22,6 +24,7 @@ const (
 	kindSessionOnly            // needs a session of its own (refused in transaction mode)
 	kindDeallocate             // DEALLOCATE: answered by the proxy
 	kindEmpty                  // only whitespace and comments
+	kindCopyFrom               // COPY … FROM STDIN: answered by the proxy with INSERTs
 )
 
 // statement is one statement of a query string.
@@ -306,6 +309,10 @@ func classify(stmt string) (stmtKind, string) {
 		return kindSessionOnly, "EXECUTE"
 	case "DEALLOCATE":
 		return kindDeallocate, ""
+	case "COPY":
+		if copyfrom.IsCopyFromStdin(stmt) {
+			return kindCopyFrom, "COPY FROM STDIN"
+		}
 	case "VACUUM":
 		return kindNoTxBlock, "VACUUM"
 	case "CHECKPOINT":

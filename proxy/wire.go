@@ -91,6 +91,7 @@ type pgError struct {
 	Message  string
 	Detail   string
 	Hint     string
+	Where    string
 }
 
 func (e *pgError) Error() string { return e.Code + ": " + e.Message }
@@ -101,7 +102,7 @@ func (e *pgError) appendTo(dst []byte) []byte {
 		sev = "ERROR"
 	}
 	msg := pgproto3.ErrorResponse{Severity: sev, SeverityUnlocalized: sev, Code: e.Code,
-		Message: e.Message, Detail: e.Detail, Hint: e.Hint}
+		Message: e.Message, Detail: e.Detail, Hint: e.Hint, Where: e.Where}
 	out, _ := msg.Encode(dst)
 	return out
 }
@@ -132,10 +133,11 @@ func errorField(body []byte, f byte) string {
 	return ""
 }
 
-// rewriteErrorField returns body with field f replaced by v (or removed if
-// v is empty).
+// rewriteErrorField returns body with field f set to v (or removed if v
+// is empty).
 func rewriteErrorField(body []byte, f byte, v string) []byte {
 	out := make([]byte, 0, len(body)+len(v))
+	set := v == ""
 	for len(body) > 0 && body[0] != 0 {
 		typ := body[0]
 		val, rest, ok := cstring(body[1:])
@@ -145,11 +147,15 @@ func rewriteErrorField(body []byte, f byte, v string) []byte {
 		if typ == f {
 			if v != "" {
 				out = append(append(append(out, typ), v...), 0)
+				set = true
 			}
 		} else {
 			out = append(append(append(out, typ), val...), 0)
 		}
 		body = rest
+	}
+	if !set {
+		out = append(append(append(out, f), v...), 0)
 	}
 	return append(out, 0)
 }
