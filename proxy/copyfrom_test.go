@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -169,6 +171,46 @@ func TestCopyFromUnderRLS(t *testing.T) {
 		}
 	})
 
+	t.Run("not alone", func(t *testing.T) {
+		// Over the extended protocol or inside a multi-statement query,
+		// COPY FROM cannot be answered by the proxy: a clear refusal.
+		if err := pc.ExecParams(ctx, "COPY projects (name) FROM STDIN", nil, nil, nil, nil).Read().Err; sqlstate(err) != "0A000" {
+			t.Fatalf("extended protocol: %v", err)
+		}
+		if _, err := pc.Exec(ctx, "SELECT 1; COPY projects (name) FROM STDIN").ReadAll(); sqlstate(err) != "0A000" {
+			t.Fatalf("multi-statement: %v", err)
+		}
+	})
+
+	t.Run("server dies", func(t *testing.T) {
+		// The server connection is terminated while the client streams:
+		// the client gets an error and nothing is written.
+		gate := make(chan struct{})
+		go func() {
+			defer close(gate)
+			for range 200 {
+				var n int
+				e.Admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+					WHERE query LIKE 'INSERT INTO projects (name) OVERRIDING%'`).Scan(&n)
+				if n > 0 {
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+		_, err := pc.CopyFrom(ctx, &gatedReader{data: "dies-1\n", gate: gate}, "COPY projects (name) FROM STDIN")
+		if err == nil {
+			t.Fatal("COPY succeeded on a terminated server connection")
+		}
+		if n := countA("dies-%"); n != 0 {
+			t.Fatalf("%d rows", n)
+		}
+		var n int
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM projects WHERE tenant_id <> $1", e.A.ID).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("after the lost connection: %d, %v", n, err)
+		}
+	})
+
 	t.Run("client aborts", func(t *testing.T) {
 		_, err := pc.CopyFrom(ctx, failingReader{data: "aborted-1\n"}, "COPY projects (name) FROM STDIN")
 		if sqlstate(err) != "57014" {
@@ -179,6 +221,22 @@ func TestCopyFromUnderRLS(t *testing.T) {
 		}
 	})
 	assertUntouched(t, e, e.B)
+}
+
+// gatedReader yields data, then waits for gate before ending.
+type gatedReader struct {
+	data string
+	gate chan struct{}
+}
+
+func (r *gatedReader) Read(p []byte) (int, error) {
+	if r.data != "" {
+		n := copy(p, r.data)
+		r.data = r.data[n:]
+		return n, nil
+	}
+	<-r.gate
+	return 0, io.EOF
 }
 
 // failingReader yields data, then fails: pgconn sends CopyFail.

@@ -508,10 +508,16 @@ func (c *copyRun) appendBind(dst []byte, b *copyfrom.Batch, format byte) []byte 
 }
 
 // readInsertResults reads the server's answers to the INSERTs until the
-// ReadyForQuery that follows the pipeline's Sync.
+// ReadyForQuery that follows the pipeline's Sync. It closes errSeen at the
+// first error, or when the connection fails, so that the COPY stops early.
 func readInsertResults(r msgReader, errSeen chan<- struct{}, done chan<- copyResult) {
 	var res copyResult
-	defer func() { done <- res }()
+	defer func() {
+		if res.errBody == nil {
+			close(errSeen)
+		}
+		done <- res
+	}()
 	for {
 		typ, body, err := r.next()
 		if err != nil {

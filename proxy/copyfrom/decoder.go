@@ -46,6 +46,7 @@ type Decoder struct {
 	headerDone bool
 	sigRead    bool // binary: the file header was read
 	done       bool // the end marker or trailer was read
+	afterEnd   bool // and data followed it
 	scratch    Batch
 }
 
@@ -89,6 +90,7 @@ func (d *Decoder) Line() int64 { return d.line }
 // Write adds data from one CopyData message.
 func (d *Decoder) Write(p []byte) {
 	if d.done {
+		d.afterEnd = d.afterEnd || len(p) > 0
 		return
 	}
 	if d.pos > 0 && d.pos >= len(d.buf)/2 {
@@ -110,7 +112,9 @@ func (d *Decoder) Next(b *Batch, final bool) (bool, error) {
 		if !ok || err != nil {
 			return false, err
 		}
-		if len(line) == 2 && line[0] == '\\' && line[1] == '.' {
+		// The end marker \. (text only: since PostgreSQL 18, csv data
+		// from STDIN has none).
+		if d.opts.Format == Text && len(line) == 2 && line[0] == '\\' && line[1] == '.' {
 			d.done = true
 			return false, nil
 		}
@@ -131,6 +135,8 @@ func (d *Decoder) Next(b *Batch, final bool) (bool, error) {
 // with final set has returned every row.
 func (d *Decoder) Finish() error {
 	switch {
+	case d.done && d.afterEnd && d.opts.Format == Binary:
+		return badFormat("received copy data after EOF marker")
 	case d.done:
 		return nil
 	case d.opts.Format == Binary && !d.sigRead:
@@ -458,9 +464,7 @@ func (d *Decoder) nextBinary(b *Batch, final bool) (bool, error) {
 	if n == -1 {
 		d.pos += 2
 		d.done = true
-		if d.pos < len(d.buf) {
-			return false, badFormat("received copy data after EOF marker")
-		}
+		d.afterEnd = d.pos < len(d.buf)
 		return false, nil
 	}
 	if n != len(d.names) {

@@ -144,7 +144,10 @@ func Parse(sql string) (st *Statement, ok bool, err error) {
 	if t := p.peek(); t.is("WHERE") {
 		return nil, true, unsupported("COPY FROM … WHERE", "Filter the data before sending it, or COPY into a table you then INSERT … SELECT from.")
 	}
-	if t := p.next(); t.kind != tokEOF && t.text != ";" {
+	if p.peek().text == ";" {
+		p.next()
+	}
+	if t := p.next(); t.kind != tokEOF {
 		return nil, true, syntaxError("syntax error at or near %q", t.text)
 	}
 	if err := o.resolve(&st.Options, st.Names); err != nil {

@@ -127,7 +127,9 @@ func tokenize(s string) ([]token, error) {
 			}
 			out = append(out, token{kind: tokNumber, text: s[i:j], name: s[i:j]})
 			i = j
-		case strings.IndexByte("(),.;*", c) >= 0:
+		case c > ' ' && c < 0x7f:
+			// Punctuation and operators, one byte each: enough to tell
+			// a COPY's shape.
 			out = append(out, token{kind: tokPunct, text: s[i : i+1], name: s[i : i+1]})
 			i++
 		default:
