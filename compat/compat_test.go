@@ -40,6 +40,7 @@ func script(parts ...string) func(*testing.T) []string {
 
 func clients() []client {
 	return []client{
+		{"psql", script("bash", "clients/psql/scenario.sh")},
 		{"psycopg 3", script("/usr/bin/python3", "clients/python/psycopg3_client.py")},
 		{"psycopg2", script("/usr/bin/python3", "clients/python/psycopg2_client.py")},
 		{"asyncpg", script("/usr/bin/python3", "clients/python/asyncpg_client.py")},

@@ -30,6 +30,17 @@ type querier interface {
 	rows(ctx context.Context, sql string) (int, error)
 	begin(ctx context.Context) (rollback func() error, exec func(string) error, err error)
 	copyOut(ctx context.Context, sql string) (string, error)
+	copyIn(ctx context.Context, names []string) (int64, error)
+}
+
+// copyNames copies rows with the given names into projects, the way pgx
+// does (binary COPY).
+func copyNames(ctx context.Context, c *pgx.Conn, names []string) (int64, error) {
+	rows := make([][]any, len(names))
+	for i, n := range names {
+		rows[i] = []any{n}
+	}
+	return c.CopyFrom(ctx, pgx.Identifier{"projects"}, []string{"name"}, pgx.CopyFromRows(rows))
 }
 
 type pgxQ struct{ c *pgx.Conn }
@@ -64,6 +75,10 @@ func (q pgxQ) copyOut(ctx context.Context, s string) (string, error) {
 	var b bytes.Buffer
 	_, err := q.c.PgConn().CopyTo(ctx, &b, s)
 	return b.String(), err
+}
+
+func (q pgxQ) copyIn(ctx context.Context, names []string) (int64, error) {
+	return copyNames(ctx, q.c, names)
 }
 
 type sqlQ struct{ db *sql.DB }
@@ -112,6 +127,20 @@ func (q sqlQ) copyOut(ctx context.Context, s string) (string, error) {
 		return err
 	})
 	return out, err
+}
+
+func (q sqlQ) copyIn(ctx context.Context, names []string) (int64, error) {
+	conn, err := q.db.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	var n int64
+	err = conn.Raw(func(dc any) error {
+		n, err = copyNames(ctx, dc.(*stdlib.Conn).Conn(), names)
+		return err
+	})
+	return n, err
 }
 
 func check(ok bool, format string, args ...any) error {
@@ -186,7 +215,19 @@ func goScenario(e *proxytest.Env, q querier) map[string]string {
 	})
 	run("copy", func() error {
 		out, err := q.copyOut(ctx, "COPY (SELECT tenant_id FROM projects) TO STDOUT")
-		return errors.Join(err, check(strings.Count(out, a) == 2 && !strings.Contains(out, b), "%q", out))
+		if err := errors.Join(err, check(strings.Count(out, a) == 2 && !strings.Contains(out, b), "%q", out)); err != nil {
+			return err
+		}
+		n, err := q.copyIn(ctx, []string{"compat-copy-1", "compat-copy-2"})
+		if err := errors.Join(err, check(n == 2, "copied %d", n)); err != nil {
+			return err
+		}
+		got, err := q.one(ctx, "SELECT count(*) FROM projects WHERE name LIKE 'compat-copy-%' AND tenant_id = '"+a+"'")
+		if err := errors.Join(err, check(fmt.Sprint(got) == "2", "%v rows copied for the tenant", got)); err != nil {
+			return err
+		}
+		_, err = q.exec(ctx, "DELETE FROM projects WHERE name LIKE 'compat-copy-%'")
+		return err
 	})
 	run("cancel", func() error {
 		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)

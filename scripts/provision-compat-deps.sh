@@ -26,6 +26,6 @@ fi
 command -v node >/dev/null && command -v npm >/dev/null || { log "Node.js with npm is required"; exit 1; }
 cd "$ROOT/compat/clients/node"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
-	log "installing node-postgres and postgres.js with npm"
+	log "installing node-postgres, pg-copy-streams and postgres.js with npm"
 	npm ci --no-audit --no-fund --silent >&2
 fi

@@ -1,3 +1,4 @@
+import java.io.StringReader;
 import java.io.StringWriter;
 import java.net.URI;
 import java.net.URLDecoder;
@@ -78,6 +79,10 @@ public class Compat {
       c.unwrap(PGConnection.class).getCopyAPI().copyOut("COPY (SELECT tenant_id FROM projects) TO STDOUT", w);
       String[] lines = w.toString().trim().split("\n");
       check(lines.length == 2 && lines[0].equals(a) && lines[1].equals(a), w.toString());
+      long n = c.unwrap(PGConnection.class).getCopyAPI().copyIn("COPY projects (name) FROM STDIN (FORMAT csv)",
+          new StringReader("compat-copy-1\n\"compat-copy-2\"\n"));
+      check(n == 2 && one("SELECT count(*) FROM projects WHERE name LIKE 'compat-copy-%' AND tenant_id = ?::uuid", a) == 2, "copied " + n);
+      try (Statement s = c.createStatement()) { s.executeUpdate("DELETE FROM projects WHERE name LIKE 'compat-copy-%'"); }
     });
     step("cancel", () -> {
       Statement s = c.createStatement();

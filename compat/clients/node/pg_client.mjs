@@ -1,5 +1,9 @@
-// The compatibility scenario with node-postgres (named prepared statements).
+// The compatibility scenario with node-postgres (named prepared statements)
+// and pg-copy-streams.
 import pg from 'pg'
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { run, assert, env, NotApplicable } from './scenario.mjs'
 
 const c = new pg.Client({ connectionString: env.url })
@@ -29,7 +33,16 @@ await run([
     assert(await one('SELECT 1') === 1, 'after')
   }],
   ['large', async () => assert((await c.query('SELECT generate_series(1, 100000)')).rowCount === 100000, 'rows')],
-  ['copy', async () => { throw new NotApplicable('node-postgres needs the separate pg-copy-streams package') }],
+  ['copy', async () => {
+    // node-postgres does COPY through its companion package pg-copy-streams.
+    let text = ''
+    for await (const chunk of c.query(copyTo('COPY (SELECT tenant_id FROM projects) TO STDOUT'))) text += chunk
+    const lines = text.trim().split('\n')
+    assert(lines.length === 2 && lines.every(l => l === env.a), text)
+    await pipeline(Readable.from(['compat-copy-1\n', 'compat-copy-2\n']), c.query(copyFrom('COPY projects (name) FROM STDIN')))
+    assert(await one("SELECT count(*)::int FROM projects WHERE name LIKE 'compat-copy-%' AND tenant_id = $1", [env.a]) === 2, 'copied')
+    await c.query("DELETE FROM projects WHERE name LIKE 'compat-copy-%'")
+  }],
   ['cancel', async () => { throw new NotApplicable('node-postgres has no cancel API (query_timeout only closes the connection)') }],
   ['metadata', async () => assert(await one("SELECT count(*)::int FROM information_schema.columns WHERE table_name = 'projects'") === 6, 'columns')],
 ])

@@ -30,6 +30,10 @@ await run([
     for await (const chunk of await sql`COPY (SELECT tenant_id FROM projects) TO STDOUT`.readable()) text += chunk
     const lines = text.trim().split('\n')
     assert(lines.length === 2 && lines.every(l => l === env.a), text)
+    const w = await sql`COPY projects (name) FROM STDIN`.writable()
+    await new Promise((resolve, reject) => { w.on('error', reject); w.on('finish', resolve); w.write('compat-copy-1\ncompat-copy-2\n'); w.end() })
+    assert((await sql`SELECT count(*)::int AS n FROM projects WHERE name LIKE 'compat-copy-%' AND tenant_id = ${env.a}`)[0].n === 2, 'copied')
+    await sql`DELETE FROM projects WHERE name LIKE 'compat-copy-%'`
   }],
   ['cancel', async () => {
     const q = sql`SELECT pg_sleep(10)`

@@ -53,6 +53,10 @@ async def main():
         await c.copy_from_query("SELECT tenant_id FROM projects", output=sink)
         lines = b"".join(out).split()
         assert len(lines) == 2 and set(lines) == {a.encode()}, lines
+        # copy_records_to_table sends binary COPY data.
+        await c.copy_records_to_table("projects", records=[("compat-copy-1", "x"), ("compat-copy-2", "y")], columns=["name", "description"])
+        assert await c.fetchval("SELECT count(*) FROM projects WHERE name LIKE 'compat-copy-%' AND tenant_id = $1::uuid", a) == 2
+        await c.execute("DELETE FROM projects WHERE name LIKE 'compat-copy-%'")
 
     async def cancel():
         t = time.time()

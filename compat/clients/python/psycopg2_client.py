@@ -63,6 +63,10 @@ def copy():
     cur.copy_expert("COPY (SELECT tenant_id FROM projects) TO STDOUT", buf)
     lines = buf.getvalue().split()
     assert len(lines) == 2 and set(lines) == {a}, lines
+    # copy_from sends the older option syntax (DELIMITER AS … NULL AS …).
+    cur.copy_from(io.StringIO("compat-copy-1\tx\ncompat-copy-2\ty\n"), "projects", columns=("name", "description"))
+    assert one("SELECT count(*) FROM projects WHERE name LIKE 'compat-copy-%%' AND tenant_id = %s", (a,)) == 2
+    cur.execute("DELETE FROM projects WHERE name LIKE 'compat-copy-%%'")
 
 
 def cancel():

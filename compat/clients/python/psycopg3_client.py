@@ -60,6 +60,13 @@ def copy():
     with c.cursor().copy("COPY (SELECT tenant_id FROM projects) TO STDOUT") as cp:
         rows = [r for r in cp.rows()]
     assert len(rows) == 2 and all(r[0] == a for r in rows), rows
+    with c.transaction():  # COPY FROM inside a transaction
+        with c.cursor().copy("COPY projects (name) FROM STDIN") as cp:
+            for i in range(3):
+                cp.write_row((f"compat-copy-{i}",))
+    n = c.execute("SELECT count(*) FROM projects WHERE name LIKE 'compat-copy-%%' AND tenant_id = %s", (a,)).fetchone()[0]
+    assert n == 3, n
+    c.execute("DELETE FROM projects WHERE name LIKE 'compat-copy-%%'")
 
 
 def cancel():
