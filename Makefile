@@ -49,4 +49,4 @@ bench:
 compat:
 	@set -o pipefail; PG_BIN="$$(scripts/provision-postgres.sh)" && export PG_BIN && \
 	eval "$$(scripts/provision-test-deps.sh)" && scripts/provision-compat-deps.sh && \
-	$(GO) test -tags compat -count=1 -v -run TestCompat ./compat/ | grep -E '^\s*(--- |\| |ok|FAIL|PASS)|compat_test'
+	$(GO) test -tags compat -count=1 -v -run TestCompat ./compat/ | grep -E '^\s*(--- |\| |ok|FAIL|PASS|through |note: )|compat_test'

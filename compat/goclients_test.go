@@ -152,7 +152,10 @@ func check(ok bool, format string, args ...any) error {
 
 // goScenario is the scenario of clients/, for Go clients.
 func goScenario(e *proxytest.Env, q querier) map[string]string {
-	ctx := context.Background()
+	// A bound on the whole scenario: through a pooler that cannot run a
+	// step, it must fail rather than hang.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	a, b := e.A.ID.String(), e.B.ID.String()
 	res := map[string]string{}
 	run := func(name string, fn func() error) {
@@ -247,13 +250,14 @@ func goScenario(e *proxytest.Env, q querier) map[string]string {
 	return res
 }
 
-func goClients(t *testing.T, e *proxytest.Env, url string, matrix map[string]map[string]string) {
+func goClients(t *testing.T, e *proxytest.Env, tg target, matrix map[string]map[string]string) {
 	modes := []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe,
 		pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol}
 	for _, mode := range modes {
 		name := "pgx " + mode.String()
 		t.Run(name, func(t *testing.T) {
-			cfg, err := pgx.ParseConfig(url)
+			tg := tg.forClient(t, name)
+			cfg, err := pgx.ParseConfig(tg.url)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -266,11 +270,12 @@ func goClients(t *testing.T, e *proxytest.Env, url string, matrix map[string]map
 			defer c.Close(context.Background())
 			res := goScenario(e, pgxQ{c})
 			matrix[name] = res
-			report(t, res)
+			report(t, tg, res)
 		})
 	}
 	t.Run("database/sql (pgx/stdlib)", func(t *testing.T) {
-		cfg, err := pgx.ParseConfig(url)
+		tg := tg.forClient(t, "database/sql (pgx/stdlib)")
+		cfg, err := pgx.ParseConfig(tg.url)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -279,13 +284,13 @@ func goClients(t *testing.T, e *proxytest.Env, url string, matrix map[string]map
 		defer db.Close()
 		res := goScenario(e, sqlQ{db})
 		matrix["database/sql (pgx/stdlib)"] = res
-		report(t, res)
+		report(t, tg, res)
 	})
 }
 
 // pgbenchClients runs pgbench in each protocol mode: prepared statements,
 // tenant-scoped reads and writes, no failed transaction.
-func pgbenchClients(t *testing.T, e *proxytest.Env, matrix map[string]map[string]string) {
+func pgbenchClients(t *testing.T, e *proxytest.Env, tg target, matrix map[string]map[string]string) {
 	pgbench, err := exec.LookPath("pgbench")
 	if err != nil {
 		t.Fatal("pgbench not found (make compat installs postgresql-client)")
@@ -293,18 +298,22 @@ func pgbenchClients(t *testing.T, e *proxytest.Env, matrix map[string]map[string
 	script := filepath.Join(t.TempDir(), "tenant.sql")
 	os.WriteFile(script, []byte("\\set n random(1, 3)\nSELECT count(*) FROM projects WHERE length(name) > :n;\n"+
 		"INSERT INTO tasks (project_id, title) SELECT project_id, 'pgbench' FROM projects LIMIT 1;\n"), 0o644)
-	host, port := e.HostPort()
 	for _, mode := range []string{"simple", "extended", "prepared"} {
 		name := "pgbench -M " + mode
 		t.Run(name, func(t *testing.T) {
-			cmd := exec.Command(pgbench, "-n", "-h", host, "-p", port, "-U", "app", "-c", "4", "-t", "50", "-M", mode, "-f", script, e.DBName)
-			cmd.Env = append(os.Environ(), "PGPASSWORD="+e.Token(e.A.ID, "tenant", nil), "PGSSLMODE=disable")
+			tg := tg.forClient(t, name)
+			cmd := exec.Command(pgbench, "-n", "-h", tg.host, "-p", tg.port, "-U", tg.user, "-c", "4", "-t", "50", "-M", mode, "-f", script, e.DBName)
+			cmd.Env = append(os.Environ(), "PGPASSWORD="+tg.password, "PGSSLMODE=disable")
 			out, err := cmd.CombinedOutput()
 			res := map[string]string{"prepared": "ok", "crud": "ok"}
 			if m := regexp.MustCompile(`number of failed transactions: (\d+)`).FindSubmatch(out); err != nil || (m != nil && string(m[1]) != "0") ||
 				!bytes.Contains(out, []byte("number of transactions actually processed: 200/200")) {
 				res["prepared"], res["crud"] = "fail", "fail"
-				t.Errorf("pgbench -M %s: %v\n%s", mode, err, out)
+				if tg.strict {
+					t.Errorf("pgbench -M %s: %v\n%s", mode, err, out)
+				} else {
+					t.Logf("pgbench -M %s: %v\n%s", mode, err, out)
+				}
 			}
 			matrix[name] = res
 		})
@@ -318,10 +327,14 @@ func pgbenchClients(t *testing.T, e *proxytest.Env, matrix map[string]map[string
 }
 
 // report checks a Go client's results: every step ok.
-func report(t *testing.T, res map[string]string) {
+func report(t *testing.T, tg target, res map[string]string) {
 	for _, s := range steps {
 		if r := res[s]; !strings.HasPrefix(r, "ok") {
-			t.Errorf("step %s: %s", s, r)
+			if tg.strict {
+				t.Errorf("step %s: %s", s, r)
+			} else {
+				t.Logf("step %s: %s", s, r)
+			}
 		}
 	}
 }

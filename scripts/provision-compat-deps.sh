@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the client libraries make compat runs through pgtenant:
 # psycopg 3, psycopg2 and asyncpg and the PostgreSQL JDBC driver from
-# Debian's packages (with a JDK), node-postgres and postgres.js from the npm
+# Debian's packages (with a JDK), PgBouncer for the comparison, and
+# node-postgres, pg-copy-streams and postgres.js from the npm
 # registry (versions pinned in compat/clients/node/package-lock.json).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,6 +15,7 @@ need=()
 [ -f /usr/share/java/postgresql.jar ] || need+=(libpostgresql-jdbc-java)
 command -v javac >/dev/null || need+=(default-jdk-headless)
 command -v pgbench >/dev/null || need+=(postgresql-client)
+command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
 		log "missing ${need[*]}: install them (Debian packages) and re-run"

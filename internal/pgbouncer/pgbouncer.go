@@ -25,6 +25,9 @@ type Options struct {
 	Users        map[string]string // user -> password
 	PoolSize     int               // default_pool_size
 	MaxClientCon int
+	// IgnoreStartupParameters, as PgBouncer's ignore_startup_parameters
+	// (JDBC needs extra_float_digits there).
+	IgnoreStartupParameters string
 }
 
 // Binary finds pgbouncer.
@@ -67,7 +70,8 @@ default_pool_size = %d
 max_client_conn = %d
 logfile = %s/pgbouncer.log
 pidfile = %s/pgbouncer.pid
-`, o.Database, o.ServerPort, o.Database, port, o.Dir, o.PoolSize, o.MaxClientCon, o.Dir, o.Dir)
+ignore_startup_parameters = %s
+`, o.Database, o.ServerPort, o.Database, port, o.Dir, o.PoolSize, o.MaxClientCon, o.Dir, o.Dir, o.IgnoreStartupParameters)
 	if err := os.WriteFile(filepath.Join(o.Dir, "pgbouncer.ini"), []byte(ini), 0o644); err != nil {
 		return "", nil, err
 	}
