@@ -63,7 +63,8 @@ func (s *session) copyFrom(ctx context.Context, st *copyfrom.Statement) error {
 		c.pendingZ++
 	}
 	if c.implicit {
-		out = appendQuery(out, "BEGIN; "+s.frame)
+		opening, _ := s.frames.opening()
+		out = appendQuery(out, "BEGIN; "+opening)
 		c.pendingZ++
 		s.framed, s.implicit = true, true
 	}

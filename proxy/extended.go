@@ -50,7 +50,7 @@ func (b *batch) build(msgs []clientMsg) {
 		first := b.firstExecution(msgs)
 		cleanup := ""
 		if b.fresh && first != kindEmpty {
-			cleanup = closeCursors + "; "
+			cleanup = "; " + closeCursors // after the frame (see closeCursors)
 		}
 		switch first {
 		case kindEmpty:
@@ -62,7 +62,8 @@ func (b *batch) build(msgs []clientMsg) {
 				b.query(closeCursors)
 			}
 		default:
-			b.query(cleanup + "BEGIN; " + s.frame)
+			opening, _ := s.frames.opening()
+			b.query("BEGIN; " + opening + cleanup)
 			s.framed, s.implicit = true, true
 		}
 	}
@@ -275,6 +276,7 @@ func (b *batch) bind(body []byte) {
 	if stmt == "" {
 		b.ensureUnnamed()
 		b.s.portalKinds[portal] = kindOf(b.s.unnamed)
+		b.s.noteBegin(portal, b.s.unnamed)
 		b.s.portalChanges[portal] = b.s.unnamedChange
 		b.send('B', body, expect{kind: expBind})
 		return
@@ -285,6 +287,9 @@ func (b *batch) bind(body []byte) {
 	}
 	b.ensure(ps)
 	b.s.portalKinds[portal] = ps.kind
+	if ps.kind == kindBegin {
+		b.s.noteBegin(portal, ps.parse)
+	}
 	b.s.portalChanges[portal] = ps.change
 	out := make([]byte, 0, len(portal)+len(ps.serverName)+2+len(params))
 	out = append(append(out, portal...), 0)
@@ -357,10 +362,12 @@ func (b *batch) execute(body []byte) {
 	}
 	e := expect{kind: expExecute}
 	frameAfter := false
+	var frame string
 	if !s.framed {
 		switch kind {
 		case kindBegin:
 			s.framed, frameAfter = true, true
+			frame, _ = s.frames.forBegin(s.portalBegin[portal])
 		case kindCommit, kindRollback, kindCommitChain, kindRollbackChain, kindEmpty:
 		default:
 			// The batch ended a transaction and goes on running statements
@@ -381,6 +388,7 @@ func (b *batch) execute(body []byte) {
 			s.framed, s.implicit = false, false
 		case kindCommitChain, kindRollbackChain:
 			frameAfter = true
+			frame = s.frames.frame
 		}
 	}
 	if ch := s.portalChanges[portal]; ch.kind != changeNone {
@@ -389,8 +397,19 @@ func (b *batch) execute(body []byte) {
 	}
 	b.send('E', body, e)
 	if frameAfter {
-		b.query(s.frame)
+		b.query(frame)
 	}
+}
+
+// noteBegin remembers the text of a BEGIN bound to portal: the modes it
+// gives decide the frame that follows it.
+func (s *session) noteBegin(portal string, parse []byte) {
+	if kindOf(parse) != kindBegin {
+		delete(s.portalBegin, portal)
+		return
+	}
+	_, query, _, _ := splitParse(parse)
+	s.portalBegin[portal] = query
 }
 
 func (b *batch) close(body []byte) {

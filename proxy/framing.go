@@ -38,11 +38,50 @@ type simplePlan struct {
 	framed bool
 	// changes the message makes to the session's settings.
 	changes []settingChange
+	// setsTransaction: the client sets its transaction's characteristics
+	// itself (SET TRANSACTION), which must come before any snapshot.
+	setsTransaction bool
+}
+
+// frames are what the proxy puts at the start of a client's transactions.
+type frames struct {
+	frame string // RESET ALL, role, tenant, the client's settings
+	n     int    // statements in frame
+	// modes apply the client's default transaction characteristics to the
+	// transaction already begun (SET LOCAL transaction_isolation …), by
+	// the keyword a BEGIN would give instead.
+	modes []transactionMode
+}
+
+// opening is the frame of a transaction that takes the session's default
+// characteristics.
+func (f frames) opening() (string, int) { return f.forBegin("") }
+
+// forBegin is the frame after a client's BEGIN: the characteristics the
+// BEGIN does not give itself come from the session's defaults.
+func (f frames) forBegin(begin string) (string, int) {
+	if len(f.modes) == 0 {
+		return f.frame, f.n
+	}
+	frame, n := f.frame, f.n
+	words := " " + strings.Join(strings.Fields(strings.ToUpper(strings.ReplaceAll(begin, ",", " "))), " ") + " "
+	for _, m := range f.modes {
+		given := false
+		for _, k := range m.keywords {
+			given = given || strings.Contains(words, " "+k+" ")
+		}
+		if !given {
+			frame += "; " + m.set
+			n++
+		}
+	}
+	return frame, n
 }
 
 // planSimple frames a Query. framed says whether the client is already in
-// a transaction it opened; frame is the SET LOCAL list (frameStmts of them).
-func planSimple(sql string, stmts []statement, framed bool, frame string, frameStmts int) simplePlan {
+// a transaction it opened.
+func planSimple(sql string, stmts []statement, framed bool, f frames) simplePlan {
+	opening, openingStmts := f.opening()
 	p := simplePlan{}
 	var b strings.Builder
 	last := 0
@@ -65,17 +104,20 @@ func planSimple(sql string, stmts []statement, framed bool, frame string, frameS
 		isLast := i == len(stmts)-1
 		quiet, warn := false, false
 		var frameAfter bool
+		var frame string
+		var frameStmts int
 		if !framed {
 			switch st.kind {
 			case kindBegin:
 				framed, frameAfter = true, true
+				frame, frameStmts = f.forBegin(sql[st.start:st.end])
 			case kindCommit, kindRollback, kindCommitChain, kindRollbackChain, kindEmpty:
 				// Outside a block Postgres warns or errors by itself: pass through.
 			default:
 				if i == 0 {
-					p.before = "BEGIN; " + frame
+					p.before = "BEGIN; " + opening
 				} else {
-					splice(st.start, "BEGIN; "+frame+"; ", 1+frameStmts)
+					splice(st.start, "BEGIN; "+opening+"; ", 1+openingStmts)
 				}
 				framed, implicit = true, true
 			}
@@ -89,6 +131,7 @@ func planSimple(sql string, stmts []statement, framed bool, frame string, frameS
 				framed, implicit = false, false
 			case kindCommitChain, kindRollbackChain:
 				frameAfter = true // the chained transaction starts without our SETs
+				frame, frameStmts = f.frame, f.n
 			}
 		}
 		mark(false, quiet)

@@ -34,7 +34,7 @@ func TestPlanSimple(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := planSimple(c.sql, splitStatements(c.sql), c.framed, testFrame, 3)
+			p := planSimple(c.sql, splitStatements(c.sql), c.framed, frames{frame: testFrame, n: 3})
 			if p.before != c.before || p.text != c.text || fmt.Sprint(p.after) != fmt.Sprint(c.after) || p.framed != c.endsIn {
 				t.Fatalf("plan = before %q text %q after %q framed %v\nwant   before %q text %q after %q framed %v",
 					p.before, p.text, p.after, p.framed, c.before, c.text, c.after, c.endsIn)
@@ -62,7 +62,7 @@ func TestPlanSimple(t *testing.T) {
 
 func TestMapPosition(t *testing.T) {
 	sql := "BEGIN; SELECT ü FROM nowhere"
-	p := planSimple(sql, splitStatements(sql), false, testFrame, 3)
+	p := planSimple(sql, splitStatements(sql), false, frames{frame: testFrame, n: 3})
 	// Position of "nowhere" in the rewritten text, in characters.
 	sentPos := strings.Count(p.text[:strings.Index(p.text, "nowhere")], "") // runes before + 1
 	sentPos = len([]rune(p.text[:strings.Index(p.text, "nowhere")])) + 1

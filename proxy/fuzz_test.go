@@ -26,9 +26,9 @@ func FuzzExtendedBatch(f *testing.F) {
 	f.Add([]byte("Pst\x00BEGIN\x00\x00\x00"), []byte("B\x00st\x00\x00\x00\x00\x00\x00\x00"), []byte("E\x00\x00\x00\x00\x00"))
 	f.Add([]byte("DSst\x00"), []byte("CSst\x00"), []byte("CP\x00"))
 	f.Fuzz(func(t *testing.T, m1, m2, m3 []byte) {
-		s := &session{stmts: map[string]*preparedStmt{}, portalKinds: map[string]stmtKind{},
+		s := &session{stmts: map[string]*preparedStmt{}, portalKinds: map[string]stmtKind{}, portalBegin: map[string]string{},
 			portalChanges: map[string]settingChange{}, portalLocal: map[string]string{}, settings: settings{},
-			frame: "RESET ALL; SET LOCAL ROLE r", nFrame: 2}
+			frames: frames{frame: "RESET ALL; SET LOCAL ROLE r", n: 2}}
 		var msgs []clientMsg
 		for _, m := range [][]byte{m1, m2, m3} {
 			if len(m) == 0 {

@@ -12,7 +12,7 @@ func BenchmarkPlanSimple(b *testing.B) {
 		b.Run(sql[:6], func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				planSimple(sql, splitStatements(sql), false, frame, n)
+				planSimple(sql, splitStatements(sql), false, frames{frame: frame, n: n})
 			}
 		})
 	}

@@ -315,7 +315,7 @@ func (s *Server) startup(ctx context.Context, conn net.Conn, log *zap.Logger) (*
 		return nil, errHandled
 	}
 	sess := &session{srv: s, client: conn, cr: cr, cw: w, id: id, pool: p, settings: startSettings,
-		stmts: map[string]*preparedStmt{}, portalKinds: map[string]stmtKind{}, portalChanges: map[string]settingChange{}, portalLocal: map[string]string{},
+		stmts: map[string]*preparedStmt{}, portalKinds: map[string]stmtKind{}, portalBegin: map[string]string{}, portalChanges: map[string]settingChange{}, portalLocal: map[string]string{},
 		log: log.With(zap.String("tenant", id.TenantID.String()), zap.String("role", id.Role), zap.String("subject", id.Subject))}
 	tenant, proof := "", ""
 	if id.TenantID != [16]byte{} {

@@ -38,8 +38,7 @@ type session struct {
 	// client's session settings replayed as SET LOCAL.
 	baseFrame string
 	nBase     int
-	frame     string
-	nFrame    int
+	frames    frames
 	settings  settings
 	// snapshot is settings as they were when the current transaction
 	// began; a rollback restores it.
@@ -69,6 +68,7 @@ type session struct {
 	unnamedLocal  string
 	portalLocal   map[string]string
 	portalKinds   map[string]stmtKind
+	portalBegin   map[string]string // the text of BEGINs, by portal
 	portalChanges map[string]settingChange
 
 	// pending holds extended-protocol messages until Sync or Flush.
@@ -269,7 +269,7 @@ func (s *session) acquire(ctx context.Context) error {
 // refreshFrame rebuilds the frame after the settings changed.
 func (s *session) refreshFrame() {
 	replay, n := s.settings.replay()
-	s.frame, s.nFrame = s.baseFrame+replay, s.nBase+n
+	s.frames = frames{frame: s.baseFrame + replay, n: s.nBase + n, modes: s.settings.modes()}
 }
 
 // applyChanges records setting changes sent in the current transaction.
@@ -371,8 +371,13 @@ func (s *session) simpleQuery(ctx context.Context, sql string) error {
 			return s.refuse(ctx, e)
 		}
 	}
-	p := planSimple(sql, stmts, s.server != nil && s.framed, s.frame, s.nFrame)
+	p := planSimple(sql, stmts, s.server != nil && s.framed, s.frames)
 	p.changes = changes
+	for _, st := range stmts {
+		if w := keywords(sql[st.start:st.end], 2); len(w) == 2 && w[0] == "SET" && w[1] == "TRANSACTION" {
+			p.setsTransaction = true
+		}
+	}
 	return s.runSimple(ctx, p)
 }
 
@@ -450,11 +455,20 @@ func refusal(st statement) *pgError {
 
 // closeCursors closes what a previous client may have left on the server
 // connection that outlives a transaction: a WITH HOLD cursor keeps rows
-// read under that client's tenant. It runs before the transaction begins
-// (inside it, CLOSE ALL would take a snapshot and break SET TRANSACTION).
-// Temporary tables need no such step: tenants may not create them (see
-// schema/database.sql).
+// read under that client's tenant. Temporary tables need no such step:
+// tenants may not create them (see schema/database.sql).
+//
+// CLOSE ALL takes a snapshot, after which a transaction's isolation level
+// can no longer be set. In a transaction the proxy opens it therefore
+// follows the frame, which sets the client's default characteristics;
+// otherwise it runs before the transaction, as a Query of its own.
 const closeCursors = "CLOSE ALL"
+
+// closeCursorsApart prefixes a BEGIN in the same Query string when the
+// client sets the isolation level itself (SET TRANSACTION): the COMMIT ends
+// the implicit transaction CLOSE ALL ran in (its warning is dropped with
+// the injected results). It costs a transaction, so only then.
+const closeCursorsApart = closeCursors + "; COMMIT; "
 
 func (s *session) runSimple(ctx context.Context, p simplePlan) error {
 	fresh := s.server == nil
@@ -469,8 +483,10 @@ func (s *session) runSimple(ctx context.Context, p simplePlan) error {
 	var exps []expect
 	w := s.server.W
 	switch {
+	case fresh && p.before != "" && p.setsTransaction:
+		p.before = closeCursorsApart + p.before
 	case fresh && p.before != "":
-		p.before = closeCursors + "; " + p.before
+		p.before += "; " + closeCursors
 	case fresh:
 		w.Write(appendQuery(nil, closeCursors))
 		exps = append(exps, expect{kind: expQuery, injected: true})

@@ -142,6 +142,95 @@ func TestSessionSettingsAreReplayed(t *testing.T) {
 	}
 }
 
+// TestTransactionCharacteristicsAreReplayed: a session's default isolation
+// level and access mode (SET SESSION CHARACTERISTICS, as JDBC's
+// setTransactionIsolation sends it, or SET default_transaction_*) apply to
+// each of its transactions, opened by the proxy or by the client, over
+// both protocols; a BEGIN that names its own level wins; another client on
+// the same server connection keeps the server's defaults.
+func TestTransactionCharacteristicsAreReplayed(t *testing.T) {
+	e := proxytest.Start(t, proxytest.Options{PoolYAML: "max_size: 1"})
+	ctx := context.Background()
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+		t.Run(mode.String(), func(t *testing.T) {
+			x := e.Connect(e.Token(e.A.ID, "tenant", nil), mode)
+			y := e.Connect(e.Token(e.B.ID, "tenant", nil), mode)
+			level := func(c *pgx.Conn, sql string) string {
+				t.Helper()
+				tx, err := c.Begin(ctx)
+				if sql != "" {
+					tx.Rollback(ctx)
+					_, err = c.Exec(ctx, sql)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				var iso, ro string
+				if err := c.QueryRow(ctx, "SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only')").Scan(&iso, &ro); err != nil {
+					t.Fatal(err)
+				}
+				if sql == "" {
+					if err := tx.Commit(ctx); err != nil {
+						t.Fatal(err)
+					}
+				} else if _, err := c.Exec(ctx, "COMMIT"); err != nil {
+					t.Fatal(err)
+				}
+				return iso + "/" + ro
+			}
+			implicit := func(c *pgx.Conn) string {
+				var iso, ro string
+				if err := c.QueryRow(ctx, "SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only')").Scan(&iso, &ro); err != nil {
+					t.Fatal(err)
+				}
+				return iso + "/" + ro
+			}
+			if _, err := x.Exec(ctx, "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY"); err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				if got := implicit(x); got != "serializable/on" {
+					t.Fatalf("proxy's transaction: %s", got)
+				}
+				if got := level(x, ""); got != "serializable/on" {
+					t.Fatalf("client's BEGIN: %s", got)
+				}
+				if got := level(x, "BEGIN ISOLATION LEVEL READ COMMITTED"); got != "read committed/on" {
+					t.Fatalf("BEGIN ISOLATION LEVEL READ COMMITTED: %s", got)
+				}
+				if got := implicit(y); got != "read committed/off" {
+					t.Fatalf("the other client: %s", got)
+				}
+			}
+			// Read only means it: PostgreSQL refuses the write.
+			if _, err := x.Exec(ctx, "INSERT INTO projects (name) VALUES ('read-only')"); sqlstate(err) != "25006" {
+				t.Fatalf("write in a read-only default: %v", err)
+			}
+			if _, err := x.Exec(ctx, "SET default_transaction_read_only = off"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := x.Exec(ctx, "SET default_transaction_isolation TO 'repeatable read'"); err != nil {
+				t.Fatal(err)
+			}
+			if got := implicit(x); got != "repeatable read/off" {
+				t.Fatalf("after SET default_transaction_*: %s", got)
+			}
+			if _, err := x.Exec(ctx, "RESET ALL"); err != nil {
+				t.Fatal(err)
+			}
+			if got := implicit(x); got != "read committed/off" {
+				t.Fatalf("after RESET ALL: %s", got)
+			}
+			// SET TRANSACTION as the first statement of a transaction the
+			// proxy opens: nothing before it may have taken a snapshot.
+			res, err := x.PgConn().Exec(ctx, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SELECT current_setting('transaction_isolation')").ReadAll()
+			if err != nil || len(res) != 2 || len(res[1].Rows) != 1 || string(res[1].Rows[0][0]) != "repeatable read" {
+				t.Fatalf("SET TRANSACTION in an implicit transaction: %v %v", res, err)
+			}
+		})
+	}
+}
+
 func TestForbiddenSettingsAreRefused(t *testing.T) {
 	e := proxytest.Start(t, proxytest.Options{})
 	ctx := context.Background()
@@ -153,7 +242,6 @@ func TestForbiddenSettingsAreRefused(t *testing.T) {
 		"SET \"erun.tenant_id\" TO 'x'":     "42501",
 		"SET client_encoding = 'LATIN1'":    "0A000",
 		"SET NAMES 'LATIN1'":                "0A000",
-		"SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE": "0A000",
 	} {
 		_, err := c.Exec(ctx, sql)
 		if sqlstate(err) != code || !strings.Contains(err.Error(), "pgtenant") && !strings.Contains(err.Error(), "transaction mode") {

@@ -18,6 +18,7 @@ const (
 	changeSet
 	changeReset
 	changeResetAll
+	changeMany // several settings at once (SET SESSION CHARACTERISTICS)
 )
 
 // settingChange is what one statement does to the session's settings.
@@ -25,6 +26,7 @@ type settingChange struct {
 	kind   changeKind
 	name   string // canonical (lower-case) parameter name
 	replay string // SET LOCAL statement reproducing the setting
+	many   []settingChange
 }
 
 // parseSetting recognises session-level SET/RESET statements. It returns a
@@ -49,9 +51,7 @@ func parseSetting(stmt string) (settingChange, *pgError) {
 					case "AUTHORIZATION":
 						return settingChange{}, refuseSetting("session_authorization")
 					case "CHARACTERISTICS":
-						return settingChange{}, &pgError{Code: "0A000",
-							Message: "SET SESSION CHARACTERISTICS is not supported in pgtenant's transaction mode",
-							Hint:    "Give the isolation level in BEGIN, or SET default_transaction_isolation."}
+						return sessionCharacteristics(stmt), nil
 					}
 				}
 				rest = afterWord(stmt, 2)
@@ -178,7 +178,121 @@ func (s settings) apply(ch settingChange) {
 		for k := range s {
 			delete(s, k)
 		}
+	case changeMany:
+		for _, c := range ch.many {
+			s.apply(c)
+		}
 	}
+}
+
+// sessionCharacteristics reads SET SESSION CHARACTERISTICS AS TRANSACTION
+// modes: the session defaults default_transaction_isolation, _read_only and
+// _deferrable, which JDBC's setTransactionIsolation sets this way. A
+// malformed one is left to the server to report.
+func sessionCharacteristics(stmt string) settingChange {
+	w := strings.FieldsFunc(strings.ToUpper(strings.TrimSuffix(strings.TrimSpace(stmt), ";")), func(r rune) bool {
+		return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r'
+	})
+	if len(w) < 5 || w[3] != "AS" || w[4] != "TRANSACTION" {
+		return settingChange{}
+	}
+	ch := settingChange{kind: changeMany}
+	set := func(name, value string) {
+		ch.many = append(ch.many, settingChange{kind: changeSet, name: name, replay: "SET LOCAL " + name + " = '" + value + "'"})
+	}
+	for i := 5; i < len(w); i++ {
+		next := func(k int) string {
+			if i+k < len(w) {
+				return w[i+k]
+			}
+			return ""
+		}
+		switch {
+		case w[i] == "ISOLATION" && next(1) == "LEVEL":
+			switch next(2) {
+			case "SERIALIZABLE":
+				set("default_transaction_isolation", "serializable")
+				i += 2
+			case "REPEATABLE", "READ":
+				set("default_transaction_isolation", strings.ToLower(next(2)+" "+next(3)))
+				i += 3
+			default:
+				return settingChange{}
+			}
+		case w[i] == "READ" && (next(1) == "ONLY" || next(1) == "WRITE"):
+			set("default_transaction_read_only", map[bool]string{true: "on", false: "off"}[next(1) == "ONLY"])
+			i++
+		case w[i] == "DEFERRABLE":
+			set("default_transaction_deferrable", "on")
+		case w[i] == "NOT" && next(1) == "DEFERRABLE":
+			set("default_transaction_deferrable", "off")
+			i++
+		default:
+			return settingChange{}
+		}
+	}
+	if len(ch.many) == 0 {
+		return settingChange{}
+	}
+	return ch
+}
+
+// transactionModes maps the session defaults of transaction
+// characteristics to the settings of the transaction itself. Setting a
+// default with SET LOCAL inside a transaction that has begun does not
+// change that transaction, so the frame sets both.
+// The keyword is what a BEGIN gives to choose the mode itself.
+var transactionModes = []struct {
+	def, cur string
+	keywords []string
+}{
+	{"default_transaction_deferrable", "transaction_deferrable", []string{"DEFERRABLE"}},
+	{"default_transaction_isolation", "transaction_isolation", []string{"ISOLATION"}},
+	{"default_transaction_read_only", "transaction_read_only", []string{"READ ONLY", "READ WRITE"}},
+}
+
+// transactionMode is one default characteristic to apply to a transaction.
+type transactionMode struct {
+	set      string // SET LOCAL transaction_… = the default
+	keywords []string
+}
+
+// modes returns the SET LOCAL statements that give the current transaction
+// the client's default characteristics.
+func (s settings) modes() []transactionMode {
+	var out []transactionMode
+	for _, m := range transactionModes {
+		replay, ok := s[m.def]
+		if !ok {
+			continue
+		}
+		rest := strings.TrimPrefix(replay, "SET LOCAL ")
+		value := rest[nameLen(rest):] // "= 'serializable'", "TO on", …
+		if strings.HasSuffix(strings.ToUpper(strings.TrimSpace(value)), "DEFAULT") {
+			continue
+		}
+		out = append(out, transactionMode{set: "SET LOCAL " + m.cur + value, keywords: m.keywords})
+	}
+	return out
+}
+
+// nameLen is the length of the parameter name that starts s.
+func nameLen(s string) int {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			j := strings.IndexByte(s[i+1:], '"')
+			if j < 0 {
+				return len(s)
+			}
+			i += j + 1
+		case c == '.' || isIdentChar(c):
+		default:
+			return i
+		}
+	}
+	return len(s)
 }
 
 // replay is the SET LOCAL list, and how many statements it has.

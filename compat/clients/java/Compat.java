@@ -50,10 +50,16 @@ public class Compat {
       }
     });
     step("rollback", () -> {
+      // setTransactionIsolation sends SET SESSION CHARACTERISTICS.
+      c.setTransactionIsolation(Connection.TRANSACTION_SERIALIZABLE);
       c.setAutoCommit(false);
+      try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("SHOW transaction_isolation")) {
+        rs.next(); check(rs.getString(1).equals("serializable"), "isolation " + rs.getString(1));
+      }
       try (Statement s = c.createStatement()) { s.executeUpdate("INSERT INTO projects (name) VALUES ('compat-rolled-back')"); }
       c.rollback();
       c.setAutoCommit(true);
+      c.setTransactionIsolation(Connection.TRANSACTION_READ_COMMITTED);
       check(one("SELECT count(*) FROM projects WHERE name = 'compat-rolled-back'") == 0, "rolled back");
     });
     step("recovery", () -> {
