@@ -87,7 +87,7 @@ func (tg target) forClient(t *testing.T, client string) target {
 
 func TestCompat(t *testing.T) {
 	e := proxytest.Start(t, proxytest.Options{PoolYAML: "max_size: 3"})
-	stop := churn(t, func() *pgx.Conn { return e.Connect(e.Token(e.B.ID, "tenant", nil), pgx.QueryExecModeCacheStatement) })
+	stop := churn(t, func() *pgx.Conn { return e.Connect(e.Token(e.B.ID, "tenant", nil), pgx.QueryExecModeCacheStatement) }, true)
 	defer stop()
 	host, port := e.HostPort()
 	token := e.Token(e.A.ID, "tenant", nil)
@@ -141,7 +141,7 @@ func TestCompatPgBouncer(t *testing.T) {
 			}
 			t.Cleanup(func() { c.Close(ctx) })
 			return c
-		})
+		}, false)
 		t.Cleanup(func() {
 			stopChurn()
 			stopBouncer()
@@ -182,8 +182,12 @@ func runAll(t *testing.T, e *proxytest.Env, tg target) {
 }
 
 // churn keeps four other clients busy so that each client's transactions
-// land on different server connections.
-func churn(t *testing.T, connect func() *pgx.Conn) func() {
+// land on different server connections. They also run, as prepared
+// statements, the very text of the scenario's prepared step, so that they
+// share server-side statements with the client under test; with wantOwn
+// set (another tenant's clients through pgtenant) each must keep seeing
+// its own two projects.
+func churn(t *testing.T, connect func() *pgx.Conn, wantOwn bool) func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for i := range 4 {
@@ -194,6 +198,11 @@ func churn(t *testing.T, connect func() *pgx.Conn) func() {
 			for ctx.Err() == nil {
 				var n int
 				c.QueryRow(ctx, fmt.Sprintf("SELECT count(*) + %d FROM tasks, pg_sleep(0.002)", i)).Scan(&n)
+				err := c.QueryRow(ctx, "SELECT count(*) FROM projects WHERE length(name) > $1", i%3).Scan(&n)
+				if wantOwn && ctx.Err() == nil && (err != nil || n != 2) {
+					t.Errorf("the other tenant's client saw %d projects (%v), want its own 2", n, err)
+					return
+				}
 			}
 		}()
 	}
