@@ -34,6 +34,19 @@ func TestCopyFromUnderRLS(t *testing.T) {
 		return n
 	}
 
+	// connFor is the connection to COPY on: in a transaction or not.
+	connFor := func(inTx bool) (*pgconn.PgConn, pgx.Tx) {
+		t.Helper()
+		if !inTx {
+			return pc, nil
+		}
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tx.Conn().PgConn(), tx
+	}
+
 	cases := []struct{ name, sql, data string }{
 		{"text", "COPY projects (name, description) FROM STDIN", "text-1\tfirst\ntext-2\t\\N is not null here\n"},
 		{"csv", "COPY projects (name, description) FROM STDIN (FORMAT csv, HEADER true)", "name,description\ncsv-1,\"a, quoted\nvalue\"\ncsv-2,plain\n"},
@@ -45,15 +58,7 @@ func TestCopyFromUnderRLS(t *testing.T) {
 				if _, err := e.Admin.Exec(ctx, "DELETE FROM projects WHERE name LIKE '%-_'"); err != nil {
 					t.Fatal(err)
 				}
-				pc := pc
-				var tx pgx.Tx
-				if inTx {
-					var err error
-					if tx, err = c.Begin(ctx); err != nil {
-						t.Fatal(err)
-					}
-					pc = tx.Conn().PgConn()
-				}
+				pc, tx := connFor(inTx)
 				tag, err := pc.CopyFrom(ctx, strings.NewReader(tc.data), tc.sql)
 				if err != nil {
 					t.Fatal(err)
@@ -131,15 +136,7 @@ func TestCopyFromUnderRLS(t *testing.T) {
 	for _, h := range hostile {
 		for _, inTx := range []bool{false, true} {
 			t.Run(fmt.Sprintf("refused/%s/in transaction=%v", h.name, inTx), func(t *testing.T) {
-				pc := pc
-				var tx pgx.Tx
-				if inTx {
-					var err error
-					if tx, err = c.Begin(ctx); err != nil {
-						t.Fatal(err)
-					}
-					pc = tx.Conn().PgConn()
-				}
+				pc, tx := connFor(inTx)
 				_, err := pc.CopyFrom(ctx, strings.NewReader(h.data), h.sql)
 				if sqlstate(err) != h.code {
 					t.Fatalf("err = %v, want %s", err, h.code)

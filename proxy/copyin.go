@@ -45,11 +45,7 @@ ORDER BY a.attnum`
 // copyFrom runs a client's COPY … FROM STDIN.
 func (s *session) copyFrom(ctx context.Context, st *copyfrom.Statement) error {
 	fresh := s.server == nil
-	if err := s.acquire(ctx); err != nil {
-		var pe *pgError
-		if errors.As(err, &pe) {
-			return s.replyError(pe)
-		}
+	if ok, err := s.acquireOrReply(ctx); !ok {
 		return err
 	}
 	srv := stateOf(s.server)

@@ -266,6 +266,19 @@ func (s *session) acquire(ctx context.Context) error {
 	return nil
 }
 
+// acquireOrReply acquires a server connection for a Query; when there is
+// none, the client has been answered with the error (ok is false).
+func (s *session) acquireOrReply(ctx context.Context) (ok bool, err error) {
+	if err := s.acquire(ctx); err != nil {
+		var pe *pgError
+		if errors.As(err, &pe) {
+			return false, s.replyError(pe)
+		}
+		return false, err
+	}
+	return true, nil
+}
+
 // refreshFrame rebuilds the frame after the settings changed.
 func (s *session) refreshFrame() {
 	replay, n := s.settings.replay()
@@ -472,11 +485,7 @@ const closeCursorsApart = closeCursors + "; COMMIT; "
 
 func (s *session) runSimple(ctx context.Context, p simplePlan) error {
 	fresh := s.server == nil
-	if err := s.acquire(ctx); err != nil {
-		var pe *pgError
-		if errors.As(err, &pe) {
-			return s.replyError(pe)
-		}
+	if ok, err := s.acquireOrReply(ctx); !ok {
 		return err
 	}
 	st := stateOf(s.server)

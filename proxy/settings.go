@@ -110,6 +110,13 @@ func afterWord(stmt string, n int) string {
 
 // settingName reads a (possibly dotted, possibly quoted) parameter name.
 func settingName(s string) string {
+	name, _ := scanSettingName(s)
+	return name
+}
+
+// scanSettingName returns the parameter name that starts s, and its length
+// in s ("" if a quote is not closed).
+func scanSettingName(s string) (string, int) {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -117,17 +124,17 @@ func settingName(s string) string {
 		case c == '"':
 			j := strings.IndexByte(s[i+1:], '"')
 			if j < 0 {
-				return ""
+				return "", len(s)
 			}
 			b.WriteString(s[i+1 : i+1+j])
 			i += j + 1
 		case c == '.' || isIdentChar(c):
 			b.WriteByte(c | 0x20*byte(boolInt(c >= 'A' && c <= 'Z')))
 		default:
-			return b.String()
+			return b.String(), i
 		}
 	}
-	return b.String()
+	return b.String(), len(s)
 }
 
 func boolInt(b bool) int {
@@ -267,32 +274,14 @@ func (s settings) modes() []transactionMode {
 			continue
 		}
 		rest := strings.TrimPrefix(replay, "SET LOCAL ")
-		value := rest[nameLen(rest):] // "= 'serializable'", "TO on", …
+		_, n := scanSettingName(rest)
+		value := rest[n:] // "= 'serializable'", "TO on", …
 		if strings.HasSuffix(strings.ToUpper(strings.TrimSpace(value)), "DEFAULT") {
 			continue
 		}
 		out = append(out, transactionMode{set: "SET LOCAL " + m.cur + value, keywords: m.keywords})
 	}
 	return out
-}
-
-// nameLen is the length of the parameter name that starts s.
-func nameLen(s string) int {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"':
-			j := strings.IndexByte(s[i+1:], '"')
-			if j < 0 {
-				return len(s)
-			}
-			i += j + 1
-		case c == '.' || isIdentChar(c):
-		default:
-			return i
-		}
-	}
-	return len(s)
 }
 
 // replay is the SET LOCAL list, and how many statements it has.

@@ -222,7 +222,7 @@ func (p *parser) options(o *optionSet) error {
 				o.set(key, "")
 			case val.text == "(":
 				p.next()
-				cols, err := p.nameList()
+				cols, err := p.nameList(true)
 				if err != nil {
 					return err
 				}
@@ -283,7 +283,7 @@ func (p *parser) options(o *optionSet) error {
 				o.set(key, "*")
 				break
 			}
-			cols, err := p.bareNameList()
+			cols, err := p.nameList(false)
 			if err != nil {
 				return err
 			}
@@ -296,8 +296,9 @@ func (p *parser) options(o *optionSet) error {
 	}
 }
 
-// nameList reads "a, b)" after an opening parenthesis.
-func (p *parser) nameList() ([]string, error) {
+// nameList reads column names "a, b", and the closing parenthesis if
+// parenthesised (the older FORCE … syntax has none).
+func (p *parser) nameList(parenthesised bool) ([]string, error) {
 	var cols []string
 	for {
 		t := p.next()
@@ -305,27 +306,17 @@ func (p *parser) nameList() ([]string, error) {
 			return nil, syntaxError("syntax error in a COPY column list at %q", t.text)
 		}
 		cols = append(cols, t.name)
-		if s := p.next(); s.text == ")" {
+		switch s := p.peek(); {
+		case s.text == ",":
+			p.next()
+		case !parenthesised:
 			return cols, nil
-		} else if s.text != "," {
+		case s.text == ")":
+			p.next()
+			return cols, nil
+		default:
 			return nil, syntaxError("syntax error in a COPY column list at %q", s.text)
 		}
-	}
-}
-
-// bareNameList reads "a, b" (the older FORCE … syntax).
-func (p *parser) bareNameList() ([]string, error) {
-	var cols []string
-	for {
-		t := p.next()
-		if t.kind != tokIdent {
-			return nil, syntaxError("syntax error in a COPY column list at %q", t.text)
-		}
-		cols = append(cols, t.name)
-		if p.peek().text != "," {
-			return cols, nil
-		}
-		p.next()
 	}
 }
 
