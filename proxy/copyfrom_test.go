@@ -132,6 +132,9 @@ func TestCopyFromUnderRLS(t *testing.T) {
 		{"FREEZE", "COPY projects (name) FROM STDIN (FREEZE)", "bad-1\n", "0A000"},
 		{"WHERE", "COPY projects (name) FROM STDIN WHERE name <> ''", "bad-1\n", "0A000"},
 		{"bad option", "COPY projects (name) FROM STDIN (FORMAT xml)", "bad-1\n", "22023"},
+		{"a statement riding along", "COPY projects (name) FROM STDIN; DELETE FROM projects", "bad-1\n", "0A000"},
+		{"an expression for a column", "COPY projects (name, (SELECT 1)) FROM STDIN", "bad-1\n", "42601"},
+		{"private schema", "COPY erun_private.context_keys FROM STDIN", "x\n", "42501"},
 	}
 	for _, h := range hostile {
 		for _, inTx := range []bool{false, true} {
@@ -159,6 +162,17 @@ func TestCopyFromUnderRLS(t *testing.T) {
 			})
 		}
 	}
+
+	t.Run("refused/other tenant's id, binary", func(t *testing.T) {
+		rows := [][]any{{e.A.ID, "mixed-1"}, {e.B.ID, "planted"}}
+		if _, err := c.CopyFrom(ctx, pgx.Identifier{"projects"}, []string{"tenant_id", "name"}, pgx.CopyFromRows(rows)); sqlstate(err) != "42501" {
+			t.Fatalf("err = %v, want 42501", err)
+		}
+		var n int
+		if err := e.Admin.QueryRow(ctx, "SELECT count(*) FROM projects WHERE name IN ('planted', 'mixed-1')").Scan(&n); err != nil || n != 0 {
+			t.Fatalf("%d rows written (%v)", n, err)
+		}
+	})
 
 	t.Run("error names the line", func(t *testing.T) {
 		_, err := pc.CopyFrom(ctx, strings.NewReader("ok-1\n\\N\n"), "COPY projects (name) FROM STDIN")
