@@ -275,8 +275,9 @@ func (b *batch) bind(body []byte) {
 	}
 	if stmt == "" {
 		b.ensureUnnamed()
-		b.s.portalKinds[portal] = kindOf(b.s.unnamed)
-		b.s.noteBegin(portal, b.s.unnamed)
+		kind := kindOf(b.s.unnamed)
+		b.s.portalKinds[portal] = kind
+		b.s.noteBegin(portal, kind, b.s.unnamed)
 		b.s.portalChanges[portal] = b.s.unnamedChange
 		b.send('B', body, expect{kind: expBind})
 		return
@@ -287,9 +288,7 @@ func (b *batch) bind(body []byte) {
 	}
 	b.ensure(ps)
 	b.s.portalKinds[portal] = ps.kind
-	if ps.kind == kindBegin {
-		b.s.noteBegin(portal, ps.parse)
-	}
+	b.s.noteBegin(portal, ps.kind, ps.parse)
 	b.s.portalChanges[portal] = ps.change
 	out := make([]byte, 0, len(portal)+len(ps.serverName)+2+len(params))
 	out = append(append(out, portal...), 0)
@@ -403,9 +402,11 @@ func (b *batch) execute(body []byte) {
 
 // noteBegin remembers the text of a BEGIN bound to portal: the modes it
 // gives decide the frame that follows it.
-func (s *session) noteBegin(portal string, parse []byte) {
-	if kindOf(parse) != kindBegin {
-		delete(s.portalBegin, portal)
+func (s *session) noteBegin(portal string, kind stmtKind, parse []byte) {
+	if kind != kindBegin {
+		if len(s.portalBegin) > 0 {
+			delete(s.portalBegin, portal)
+		}
 		return
 	}
 	_, query, _, _ := splitParse(parse)
