@@ -202,6 +202,27 @@ func TestTransactionCharacteristicsAreReplayed(t *testing.T) {
 					t.Fatalf("the other client: %s", got)
 				}
 			}
+			// BEGIN over the extended protocol (Parse, Bind, Execute).
+			extended := func(begin string) string {
+				t.Helper()
+				if err := x.PgConn().ExecParams(ctx, begin, nil, nil, nil, nil).Read().Err; err != nil {
+					t.Fatal(err)
+				}
+				got := implicit(x)
+				if _, err := x.Exec(ctx, "COMMIT"); err != nil {
+					t.Fatal(err)
+				}
+				return got
+			}
+			if got := extended("BEGIN"); got != "serializable/on" {
+				t.Fatalf("extended BEGIN: %s", got)
+			}
+			if got := extended("BEGIN ISOLATION LEVEL REPEATABLE READ"); got != "repeatable read/on" {
+				t.Fatalf("extended BEGIN ISOLATION LEVEL REPEATABLE READ: %s", got)
+			}
+			if got := extended("START TRANSACTION READ WRITE"); got != "serializable/off" {
+				t.Fatalf("extended START TRANSACTION READ WRITE: %s", got)
+			}
 			// Read only means it: PostgreSQL refuses the write.
 			if _, err := x.Exec(ctx, "INSERT INTO projects (name) VALUES ('read-only')"); sqlstate(err) != "25006" {
 				t.Fatalf("write in a read-only default: %v", err)
