@@ -128,7 +128,6 @@ type copyRun struct {
 	// firstLine[i] is the first data line of the i-th INSERT sent, to say
 	// where an error is.
 	firstLine []int64
-	rows      int64
 }
 
 // parseInsert appends a Parse of the INSERT for n rows.
@@ -236,13 +235,12 @@ func bindText(stmt string, params []string) []byte {
 
 // copyResult is what the server answered to the INSERTs.
 type copyResult struct {
-	rows     int64
-	inserts  int    // INSERTs that completed
-	errBody  []byte // the first error
-	notices  [][]byte
-	ioErr    error
-	fatal    []byte
-	finished bool // the ReadyForQuery after our Sync arrived
+	rows    int64
+	inserts int    // INSERTs that completed
+	errBody []byte // the first error
+	notices [][]byte
+	ioErr   error
+	fatal   []byte
 }
 
 // stream tells the client to send its data, and inserts it.
@@ -544,7 +542,6 @@ func readInsertResults(r msgReader, errSeen chan<- struct{}, done chan<- copyRes
 				res.notices = append(res.notices, append([]byte(nil), body...))
 			}
 		case 'Z':
-			res.finished = true
 			return
 		}
 	}
