@@ -68,7 +68,7 @@ func sendCancel(t *testing.T, addr string, pid, secret uint32) {
 // and even while B's statement runs on the very same backend, never cancel
 // B. A cancel sent while A itself runs does cancel A.
 func TestCancelNeverHitsAnotherClient(t *testing.T) {
-	e := proxytest.Start(t, proxytest.Options{PoolYAML: "max_size: 1"})
+	e := proxytest.Start(t, proxytest.Options{PoolYAML: "max_size: 1", WatchActivity: true})
 	ctx := context.Background()
 	a := e.Connect(e.Token(e.A.ID, "tenant", nil), pgx.QueryExecModeSimpleProtocol)
 	b := e.Connect(e.Token(e.B.ID, "tenant", nil), pgx.QueryExecModeSimpleProtocol)

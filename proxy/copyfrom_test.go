@@ -21,7 +21,7 @@ import (
 // out of a transaction, and RLS checks every row: tenant_id defaults to
 // the client's tenant and another tenant's id is refused.
 func TestCopyFromUnderRLS(t *testing.T) {
-	e := proxytest.Start(t, proxytest.Options{})
+	e := proxytest.Start(t, proxytest.Options{WatchActivity: true})
 	ctx := context.Background()
 	c := e.Connect(e.Token(e.A.ID, "tenant", nil), pgx.QueryExecModeCacheStatement)
 	pc := c.PgConn()

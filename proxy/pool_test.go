@@ -90,7 +90,7 @@ func TestPoolWaitTimeoutIs53300(t *testing.T) {
 }
 
 func TestServerKilledMidTransaction(t *testing.T) {
-	e := proxytest.Start(t, proxytest.Options{PoolYAML: "max_size: 2"})
+	e := proxytest.Start(t, proxytest.Options{PoolYAML: "max_size: 2", WatchActivity: true})
 	ctx := context.Background()
 
 	t.Run("inside the client's transaction: the client is told and disconnected", func(t *testing.T) {

@@ -72,6 +72,11 @@ type Options struct {
 	ServerTLS string
 	// ClientTLS replaces the client_tls line (default: mode allow, no cert).
 	ClientTLS string
+	// WatchActivity turns track_activities back on for the login roles in
+	// this test's database, for tests that find a backend in
+	// pg_stat_activity by its query (setup-roles turns it off so that
+	// tenants cannot read each other's queries there).
+	WatchActivity bool
 }
 
 // Start brings up a fresh database and a proxy in front of it.
@@ -97,6 +102,13 @@ func Start(t testing.TB, o Options) *Env {
 		ContextKey: key,
 	}); err != nil {
 		t.Fatalf("setup roles: %v", err)
+	}
+	if o.WatchActivity {
+		for _, l := range []string{roles.DefaultTenantLogin, roles.DefaultOperationsLogin} {
+			if _, err := admin.Exec(ctx, fmt.Sprintf("ALTER ROLE %s IN DATABASE %s SET track_activities = on", l, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	tenants, err := devseed.Seed(ctx, admin)
 	if err != nil {
