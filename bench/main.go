@@ -84,8 +84,12 @@ func run(ctx context.Context, seconds int, clientList, dir string) error {
 		return err
 	}
 	user, password := env.TenantLogin()
-	frame := fmt.Sprintf("BEGIN; SET LOCAL ROLE erun_tenant; SET LOCAL erun.tenant_id = '%s'; SET LOCAL erun.tenant_proof = '%s'; ",
-		tenant.ID, env.Key().Proof(tenant.ID))
+	// What an application talking to PostgreSQL directly (or through
+	// PgBouncer) would have to send for the same tenant context: it cannot
+	// make a proof per loan itself, so a function of the benchmark's own,
+	// with the key, makes one for the connection in each transaction. It
+	// costs about what pgtenant's proof costs the server.
+	frame := fmt.Sprintf("BEGIN; SET LOCAL ROLE erun_tenant; SELECT bench_context('%s'); ", tenant.ID)
 	workloads := map[string]string{
 		"read":  "\\set n random(1, 1000)\nSELECT project_id, name FROM projects WHERE name = 'p-' || :n;\n",
 		"write": "INSERT INTO tasks (project_id, title) VALUES ('" + project + "', 'bench');\n",
@@ -179,10 +183,33 @@ func loadData(ctx context.Context, adminDSN, tenant string) (string, error) {
 	if _, err := conn.Exec(ctx, `ANALYZE projects; ANALYZE tasks`); err != nil {
 		return "", err
 	}
+	if _, err := conn.Exec(ctx, benchContextSQL); err != nil {
+		return "", err
+	}
 	var project string
 	err = conn.QueryRow(ctx, `SELECT project_id::text FROM projects WHERE tenant_id = $1 AND name = 'p-1'`, tenant).Scan(&project)
 	return project, err
 }
+
+// benchContextSQL sets a valid tenant context on a connection pgtenant
+// did not open, for the direct and PgBouncer baselines only: it opens the
+// connection's context serial on first use and signs the proof for it with
+// the installed key, as pgtenant would.
+const benchContextSQL = `CREATE OR REPLACE FUNCTION bench_context(t uuid) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s bigint := pg_sequence_last_value(to_regclass('pg_temp.erun_context_serial'));
+    k record;
+BEGIN
+    IF s IS NULL THEN
+        s := public.erun_open_context_serial();
+    END IF;
+    SELECT key_id, secret INTO k FROM erun_private.context_keys WHERE revoked_at IS NULL LIMIT 1;
+    PERFORM set_config('erun.tenant_id', t::text, true);
+    PERFORM set_config('erun.tenant_proof', k.key_id || ':' || s || ':' ||
+        encode(erun_private.hmac(convert_to(t::text || ':' || pg_backend_pid() || ':' || s, 'UTF8'), k.secret, 'sha256'), 'hex'), true);
+END $$;
+GRANT EXECUTE ON FUNCTION bench_context(uuid) TO erun_tenant`
 
 var (
 	tpsRe     = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)

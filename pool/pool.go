@@ -40,6 +40,24 @@ type Config struct {
 	CheckAfter     time.Duration // idle longer than this: check before reuse
 	ConnectTimeout time.Duration
 	Logger         *zap.Logger
+	// Setup runs on every new connection before it is first lent, while
+	// pgconn still drives it; its result becomes the connection's State.
+	// Returning ErrRedial closes the connection and dials once more (Setup
+	// repaired something that only a new connection picks up).
+	Setup func(ctx context.Context, pc *pgconn.PgConn) (any, error)
+}
+
+// ErrRedial asks the pool to replace the connection Setup was given.
+var ErrRedial = errors.New("pool: dial again")
+
+// pinnedStartup are start-up parameters every server connection gets
+// unless the connection string names them: they change how PostgreSQL
+// splits a query string, and the proxy's scanner splits it the same way
+// only with these. Start-up values are what RESET ALL returns to, above
+// any setting of the login role.
+var pinnedStartup = map[string]string{
+	"client_encoding":             "UTF8",
+	"standard_conforming_strings": "on",
 }
 
 // Conn is a server connection on loan. R and W buffer the raw stream and
@@ -53,7 +71,8 @@ type Conn struct {
 	// Params are the ParameterStatus values the server reported at start-up.
 	Params map[string]string
 	// State belongs to the borrower (the proxy keeps its prepared
-	// statements here); the pool never reads it.
+	// statements and the context serial here); the pool never reads it.
+	// Config.Setup gives its first value.
 	State any
 
 	addr     string
@@ -112,6 +131,11 @@ func New(cfg Config) (*Pool, error) {
 	}
 	if cfg.ConnectTimeout > 0 {
 		pgcfg.ConnectTimeout = cfg.ConnectTimeout
+	}
+	for k, v := range pinnedStartup {
+		if _, given := pgcfg.RuntimeParams[k]; !given {
+			pgcfg.RuntimeParams[k] = v
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
@@ -326,9 +350,30 @@ func (p *Pool) dialReserved(ctx context.Context) (*Conn, error) {
 }
 
 func (p *Pool) dial(ctx context.Context) (*Conn, error) {
+	c, err := p.dialOnce(ctx)
+	if errors.Is(err, ErrRedial) {
+		c, err = p.dialOnce(ctx)
+	}
+	if errors.Is(err, ErrRedial) {
+		err = fmt.Errorf("pool %s: the new connection still needs repair after a second dial", p.cfg.Name)
+	}
+	return c, err
+}
+
+func (p *Pool) dialOnce(ctx context.Context) (*Conn, error) {
 	pc, err := pgconn.ConnectConfig(ctx, p.pgcfg)
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: connect to the server: %w", p.cfg.Name, err)
+	}
+	var state any
+	if p.cfg.Setup != nil {
+		if state, err = p.cfg.Setup(ctx, pc); err != nil {
+			pc.Close(ctx)
+			if errors.Is(err, ErrRedial) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("pool %s: set up the new connection: %w", p.cfg.Name, err)
+		}
 	}
 	// pgconn may still have a background reader on the socket, or bytes in
 	// its own buffer: either would steal the first responses meant for
@@ -348,7 +393,7 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	p.mu.Unlock()
 	return &Conn{
 		Net: h.Conn, R: bufio.NewReaderSize(h.Conn, 32<<10), W: bufio.NewWriterSize(h.Conn, 32<<10),
-		PID: h.PID, SecretKey: h.SecretKey, Params: h.ParameterStatuses,
+		PID: h.PID, SecretKey: h.SecretKey, Params: h.ParameterStatuses, State: state,
 		addr: h.Conn.RemoteAddr().String(), created: now, lastUsed: now,
 	}, nil
 }

@@ -44,7 +44,6 @@ ORDER BY a.attnum`
 
 // copyFrom runs a client's COPY … FROM STDIN.
 func (s *session) copyFrom(ctx context.Context, st *copyfrom.Statement) error {
-	fresh := s.server == nil
 	if ok, err := s.acquireOrReply(ctx); !ok {
 		return err
 	}
@@ -54,8 +53,8 @@ func (s *session) copyFrom(ctx context.Context, st *copyfrom.Statement) error {
 
 	// Open the transaction (if the client has none) and find the columns.
 	var out []byte
-	if fresh {
-		out = appendQuery(out, closeCursors)
+	if s.loanFresh {
+		out = appendQuery(out, s.loanCleanup())
 		c.pendingZ++
 	}
 	if c.implicit {

@@ -10,8 +10,6 @@ type batch struct {
 	buf  []byte
 	exps []expect
 	cut  bool // a synthetic error ended the batch early; only Sync follows
-	// fresh: the batch starts a transaction on a newly lent connection.
-	fresh bool
 }
 
 func (b *batch) send(typ byte, body []byte, e expect) {
@@ -48,21 +46,27 @@ func (b *batch) build(msgs []clientMsg) {
 	}
 	if !s.framed {
 		first := b.firstExecution(msgs)
-		cleanup := ""
-		if b.fresh && first != kindEmpty {
-			cleanup = "; " + closeCursors // after the frame (see closeCursors)
-		}
 		switch first {
 		case kindEmpty:
-			// Nothing is executed (Parse/Describe only): no transaction.
+			// Nothing is executed (Parse/Describe only): no transaction;
+			// the cleanup waits for the first execution, unless statements
+			// of another tenant must go before these Parses.
+			if s.loanFresh && b.st.deallocate {
+				b.st.deallocate = false
+				b.query("DEALLOCATE ALL")
+			}
 		case kindBegin, kindCommit, kindRollback, kindCommitChain, kindRollbackChain:
 			// The client opens (or ends) the transaction itself: the frame
 			// follows its BEGIN.
-			if cleanup != "" {
-				b.query(closeCursors)
+			if s.loanFresh {
+				b.query(s.loanCleanup())
 			}
 		default:
 			opening, _ := s.frames.opening()
+			cleanup := ""
+			if s.loanFresh {
+				cleanup = "; " + s.loanCleanup() // after the frame (see closeCursors)
+			}
 			b.query("BEGIN; " + opening + cleanup)
 			s.framed, s.implicit = true, true
 		}

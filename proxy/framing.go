@@ -247,21 +247,22 @@ func unshift(sent string, ins []insertion) string {
 	return b.String()
 }
 
-// frameSQL is the SET LOCAL list for an identity. Values are quoted as
-// literals; tenant ids and proofs are hex and dashes, roles are checked
-// identifiers, so nothing here comes from the client's text.
+// frameSQL is the SET LOCAL list for an identity; the proof of each loan
+// follows it (session.lend). Values are quoted as literals; tenant ids and
+// proofs are hex, digits, colons and dashes, roles are checked identifiers,
+// so nothing here comes from the client's text.
 //
 // RESET ALL comes first: a previous client may have changed session
 // settings on this server connection (set_config(…, false) inside a
 // function cannot be seen by parsing), and none of that may reach this
 // client. It leaves the role, session authorization and the transaction's
 // isolation level alone, and takes no snapshot.
-func frameSQL(role string, tenant string, proof string) (string, int) {
+func frameSQL(role string, tenant string) (string, int) {
 	if tenant == "" {
 		return fmt.Sprintf("RESET ALL; SET LOCAL ROLE %s", quoteIdent(role)), 2
 	}
-	return fmt.Sprintf("RESET ALL; SET LOCAL ROLE %s; SET LOCAL erun.tenant_id = '%s'; SET LOCAL erun.tenant_proof = '%s'",
-		quoteIdent(role), tenant, proof), 4
+	return fmt.Sprintf("RESET ALL; SET LOCAL ROLE %s; SET LOCAL erun.tenant_id = '%s'",
+		quoteIdent(role), tenant), 3
 }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

@@ -31,7 +31,7 @@ func TestHostileSQLCannotReachAnotherTenant(t *testing.T) {
 	e := proxytest.Start(t, proxytest.Options{PoolYAML: "max_size: 2"})
 	ctx := context.Background()
 	B := e.B.ID.String()
-	proofA := e.Key.Proof(e.A.ID)
+	proofA := e.Key.Proof(e.A.ID, 1, 1) // a proof of A's, made for another connection
 	countB := "SELECT count(*) FROM projects WHERE tenant_id = '" + B + "'"
 	cases := []struct {
 		name    string

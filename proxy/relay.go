@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"go.uber.org/zap"
 )
@@ -58,6 +59,9 @@ const (
 	expClose
 	expSync
 	expSynthetic
+	// expAdvance: the context serial's advance, sent after the client's
+	// last message of a loan; the client has its ReadyForQuery before it.
+	expAdvance
 )
 
 func (e *expect) dropResult() bool {
@@ -101,7 +105,14 @@ func (s *session) exchange(exps []expect) (byte, error) {
 			exps = exps[1:]
 			continue
 		}
-		if skip && e.kind != expSync {
+		if e.kind == expAdvance && s.sr.r.Buffered() == 0 {
+			// The client has everything: let it go on while the server
+			// answers the advance.
+			if err := s.cw.Flush(); err != nil {
+				return 0, err
+			}
+		}
+		if skip && e.kind != expSync && e.kind != expAdvance {
 			// The server discards messages until Sync after an error: what
 			// they would have done to its statements did not happen.
 			s.skipped(e)
@@ -117,17 +128,27 @@ func (s *session) exchange(exps []expect) (byte, error) {
 		if err != nil {
 			return 0, s.serverFailed(err)
 		}
+		if e.kind == expAdvance {
+			if s.advanced(typ, body) {
+				exps = exps[1:]
+			}
+			continue
+		}
 		switch typ {
 		case 'N':
 			if !e.dropNotice() && !errored {
 				s.relay(typ, body)
 			}
 		case 'S': // ParameterStatus
+			s.noteParam(body)
 			if e.reportParams && !e.injected {
 				s.relay(typ, body)
 			}
-		case 'A': // NotificationResponse
-			s.relay(typ, body)
+		case 'A':
+			// NotificationResponse: pgtenant refuses LISTEN, but a LISTEN
+			// run through dynamic SQL stays on the server connection after
+			// the loan, and its notifications would reach whichever
+			// client holds the connection next. They are never relayed.
 		case 'E':
 			if sev := errorField(body, 'V'); sev == "FATAL" || sev == "PANIC" {
 				return 0, s.serverFatal(body)
@@ -155,8 +176,13 @@ func (s *session) exchange(exps []expect) (byte, error) {
 				skip = false
 			}
 			exps = exps[1:]
-			if len(exps) == 0 {
+			if len(exps) == 0 || len(exps) == 1 && exps[0].kind == expAdvance {
 				s.cw.Write(appendReadyForQuery(nil, status))
+				if len(exps) == 1 && status != 'I' {
+					// The loan goes on after all: the advance would
+					// end its proof halfway through.
+					s.loanBroken = true
+				}
 			}
 		default:
 			if typ == 'C' {
@@ -173,6 +199,55 @@ func (s *session) exchange(exps []expect) (byte, error) {
 	}
 	s.skipping = skip
 	return status, s.cw.Flush()
+}
+
+// lexerSettings are the settings that change how PostgreSQL splits a query
+// string, with the only values pgtenant's scanner splits the same way. The
+// pool pins them at start-up; a client can still change them with
+// set_config, which PostgreSQL reports.
+var lexerSettings = map[string]string{"standard_conforming_strings": "on", "client_encoding": "UTF8"}
+
+// noteParam watches the server's ParameterStatus for the lexer settings.
+// Once one drifts, the session refuses Query strings for the rest of the
+// loan and the connection is closed after it (RESET ALL would restore the
+// value, but only for the next transaction's frame, not for text already
+// on its way).
+func (s *session) noteParam(body []byte) {
+	name, rest, ok := cstring(body)
+	if !ok {
+		return
+	}
+	want, watched := lexerSettings[name]
+	if !watched {
+		return
+	}
+	if value, _, ok := cstring(rest); !ok || !strings.EqualFold(value, want) {
+		s.lexerDrift = true
+	}
+}
+
+// advanced reads the server's answer to a pipelined advance of the context
+// serial and reports when it is complete. Anything but exactly one step
+// leaves the connection to be destroyed (see serverState.advance).
+func (s *session) advanced(typ byte, body []byte) bool {
+	st := stateOf(s.server)
+	switch typ {
+	case 'D':
+		if cols := dataRow(body); len(cols) == 1 && cols[0] == strconv.FormatInt(st.serial+1, 10) {
+			st.serial++
+			s.loanAdvanced = true
+		} else {
+			s.loanBroken = true
+		}
+	case 'E':
+		s.loanBroken = true
+	case 'Z':
+		if len(body) != 1 || body[0] != 'I' || !s.loanAdvanced {
+			s.loanBroken = true
+		}
+		return true
+	}
+	return false
 }
 
 // result relays one result message and reports whether e is complete.

@@ -305,6 +305,7 @@ func (s *Server) startup(ctx context.Context, conn net.Conn, log *zap.Logger) (*
 	}
 	params, err := s.serverParams(ctx, p)
 	if err != nil {
+		log.Error("cannot connect to the database server", zap.Error(err))
 		writeFatal(conn, &pgError{Code: "08006", Message: "pgtenant: cannot connect to the database server", Hint: err.Error()})
 		return nil, errHandled
 	}
@@ -317,11 +318,11 @@ func (s *Server) startup(ctx context.Context, conn net.Conn, log *zap.Logger) (*
 	sess := &session{srv: s, client: conn, cr: cr, cw: w, id: id, pool: p, settings: startSettings,
 		stmts: map[string]*preparedStmt{}, portalKinds: map[string]stmtKind{}, portalBegin: map[string]string{}, portalChanges: map[string]settingChange{}, portalLocal: map[string]string{},
 		log: log.With(zap.String("tenant", id.TenantID.String()), zap.String("role", id.Role), zap.String("subject", id.Subject))}
-	tenant, proof := "", ""
+	tenant := ""
 	if id.TenantID != [16]byte{} {
-		tenant, proof = id.TenantID.String(), s.opts.ContextKey.Proof(id.TenantID)
+		tenant = id.TenantID.String()
 	}
-	sess.baseFrame, sess.nBase = frameSQL(id.Role, tenant, proof)
+	sess.baseFrame, sess.nBase = frameSQL(id.Role, tenant)
 	sess.refreshFrame()
 	sess.key = s.register(sess)
 

@@ -34,12 +34,27 @@ type session struct {
 	id     auth.Identity
 	pool   *pool.Pool
 	key    cancelKey
-	// The frame: RESET ALL, the role and tenant context (base), then the
-	// client's session settings replayed as SET LOCAL.
+	// The frame: RESET ALL, the role and tenant id (base), the tenant proof
+	// of the current loan, then the client's session settings replayed as
+	// SET LOCAL.
 	baseFrame string
 	nBase     int
+	proofSQL  []byte // "; SET LOCAL erun.tenant_proof = '…'", rebuilt by lend
+	replay    string
+	nReplay   int
+	modes     []transactionMode
 	frames    frames
 	settings  settings
+	// loanFresh: nothing has been sent on the current loan yet, so the
+	// loan's cleanup (loanCleanup) is still due.
+	loanFresh bool
+	// lexerDrift: the server reported a setting that changes how it splits
+	// query strings; the connection is not lent again (see noteParam).
+	lexerDrift bool
+	// loanAdvanced: the context serial was advanced in the loan's last
+	// write; loanBroken: something went wrong that makes the connection
+	// unfit for another loan.
+	loanAdvanced, loanBroken bool
 	// snapshot is settings as they were when the current transaction
 	// began; a rollback restores it.
 	snapshot settings
@@ -109,6 +124,15 @@ type serverState struct {
 	// batch counts batches; statements used by the current one are never
 	// evicted (closing a statement closes its portals).
 	batch int
+	// pid and serial: the backend and its context serial, to which the
+	// current loan's tenant proof is bound (serverconn.go). serial is 0 on
+	// a connection without one: it carries no tenant context.
+	pid    uint32
+	serial int64
+	// tenant is whose statements the connection holds, and deallocate
+	// says the loan's cleanup must drop another tenant's (see lend).
+	tenant     string
+	deallocate bool
 }
 
 type lruEntry struct {
@@ -116,11 +140,15 @@ type lruEntry struct {
 	used int // batch that last used it
 }
 
+func newServerState() *serverState {
+	return &serverState{prepared: map[string]*list.Element{}, lru: list.New()}
+}
+
 func stateOf(c *pool.Conn) *serverState {
 	if st, ok := c.State.(*serverState); ok {
 		return st
 	}
-	st := &serverState{prepared: map[string]*list.Element{}, lru: list.New()}
+	st := newServerState()
 	c.State = st
 	return st
 }
@@ -260,6 +288,7 @@ func (s *session) acquire(ctx context.Context) error {
 	s.mu.Lock()
 	s.server = c
 	s.mu.Unlock()
+	s.lend(stateOf(c))
 	s.sr = msgReader{r: c.R, buf: s.sr.buf}
 	s.snapshot = s.settings.clone() // a transaction begins
 	s.lastEnd = ""
@@ -279,10 +308,62 @@ func (s *session) acquireOrReply(ctx context.Context) (ok bool, err error) {
 	return true, nil
 }
 
+// lend prepares the session for a loan of the server connection st: the
+// tenant proof is made for this backend and its current context serial, so
+// it is worth nothing once the loan is over (serverconn.go).
+//
+// Server-side statements are kept per tenant: a tenant can prepare or
+// deallocate statements by any name through dynamic SQL, so statements a
+// connection holds are trusted only by the tenant whose loans made them.
+// When the connection comes from another tenant, the loan's cleanup
+// deallocates them all.
+func (s *session) lend(st *serverState) {
+	s.loanFresh, s.lexerDrift, s.loanAdvanced, s.loanBroken = true, false, false, false
+	if owner := s.statementOwner(); st.tenant != owner {
+		st.tenant = owner
+		st.prepared, st.lru = map[string]*list.Element{}, list.New()
+		st.unnamedOwner = nil
+		st.deallocate = true
+	}
+	if s.id.TenantID == [16]byte{} {
+		return
+	}
+	b := append(s.proofSQL[:0], "; SET LOCAL erun.tenant_proof = '"...)
+	b = s.srv.opts.ContextKey.AppendProof(b, s.id.TenantID, st.pid, st.serial)
+	s.proofSQL = append(b, '\'')
+	s.composeFrame()
+}
+
+// statementOwner is who may use the server statements this session makes.
+func (s *session) statementOwner() string {
+	return s.id.TenantID.String() + "/" + s.id.Role
+}
+
+// loanCleanup is what runs before anything else on a loan: closing what a
+// previous client may have left open, and its statements when they belong
+// to another tenant. Its first caller sends it.
+func (s *session) loanCleanup() string {
+	s.loanFresh = false
+	if st := stateOf(s.server); st.deallocate {
+		st.deallocate = false
+		return closeCursors + "; DEALLOCATE ALL"
+	}
+	return closeCursors
+}
+
 // refreshFrame rebuilds the frame after the settings changed.
 func (s *session) refreshFrame() {
-	replay, n := s.settings.replay()
-	s.frames = frames{frame: s.baseFrame + replay, n: s.nBase + n, modes: s.settings.modes()}
+	s.replay, s.nReplay = s.settings.replay()
+	s.modes = s.settings.modes()
+	s.composeFrame()
+}
+
+func (s *session) composeFrame() {
+	n := s.nBase + s.nReplay
+	if len(s.proofSQL) > 0 {
+		n++
+	}
+	s.frames = frames{frame: s.baseFrame + string(s.proofSQL) + s.replay, n: n, modes: s.modes}
 }
 
 // applyChanges records setting changes sent in the current transaction.
@@ -308,7 +389,7 @@ func (s *session) releaseServer(broken bool) {
 	if c == nil {
 		return
 	}
-	if broken || s.framed || s.skipping {
+	if broken || s.framed || s.skipping || s.lexerDrift || s.loanBroken {
 		// Anything but a clean idle connection is closed, never reused.
 		s.pool.Destroy(c)
 		s.framed, s.implicit, s.skipping = false, false, false
@@ -323,6 +404,11 @@ func (s *session) releaseServer(broken bool) {
 			s.pool.Destroy(c)
 			return
 		}
+	}
+	if st := stateOf(c); st.serial != 0 && !s.loanAdvanced && !st.advance(c) {
+		s.log.Warn("destroying a server connection whose context serial did not advance as expected (a client discarded or moved it)")
+		s.pool.Destroy(c)
+		return
 	}
 	s.pool.Release(c)
 }
@@ -384,7 +470,16 @@ func (s *session) simpleQuery(ctx context.Context, sql string) error {
 			return s.refuse(ctx, e)
 		}
 	}
-	p := planSimple(sql, stmts, s.server != nil && s.framed, s.frames)
+	if s.lexerDrift {
+		return s.refuse(ctx, &pgError{Code: "0A000",
+			Message: "pgtenant cannot run query strings after standard_conforming_strings or client_encoding changed in this transaction",
+			Hint:    "pgtenant splits statements as PostgreSQL does with standard_conforming_strings on and client_encoding UTF8; leave both as they are."})
+	}
+	// The loan comes first: the frame carries a proof made for it.
+	if ok, err := s.acquireOrReply(ctx); !ok {
+		return err
+	}
+	p := planSimple(sql, stmts, s.framed, s.frames)
 	p.changes = changes
 	for _, st := range stmts {
 		if w := keywords(sql[st.start:st.end], 2); len(w) == 2 && w[0] == "SET" && w[1] == "TRANSACTION" {
@@ -477,14 +572,13 @@ func refusal(st statement) *pgError {
 // otherwise it runs before the transaction, as a Query of its own.
 const closeCursors = "CLOSE ALL"
 
-// closeCursorsApart prefixes a BEGIN in the same Query string when the
-// client sets the isolation level itself (SET TRANSACTION): the COMMIT ends
-// the implicit transaction CLOSE ALL ran in (its warning is dropped with
-// the injected results). It costs a transaction, so only then.
-const closeCursorsApart = closeCursors + "; COMMIT; "
+// When the client sets the isolation level itself (SET TRANSACTION), the
+// cleanup prefixes the BEGIN in the same Query string, followed by COMMIT:
+// the COMMIT ends the implicit transaction CLOSE ALL ran in (its warning
+// is dropped with the injected results). It costs a transaction, so only
+// then.
 
 func (s *session) runSimple(ctx context.Context, p simplePlan) error {
-	fresh := s.server == nil
 	if ok, err := s.acquireOrReply(ctx); !ok {
 		return err
 	}
@@ -492,12 +586,12 @@ func (s *session) runSimple(ctx context.Context, p simplePlan) error {
 	var exps []expect
 	w := s.server.W
 	switch {
-	case fresh && p.before != "" && p.setsTransaction:
-		p.before = closeCursorsApart + p.before
-	case fresh && p.before != "":
-		p.before += "; " + closeCursors
-	case fresh:
-		w.Write(appendQuery(nil, closeCursors))
+	case s.loanFresh && p.before != "" && p.setsTransaction:
+		p.before = s.loanCleanup() + "; COMMIT; " + p.before
+	case s.loanFresh && p.before != "":
+		p.before += "; " + s.loanCleanup()
+	case s.loanFresh:
+		w.Write(appendQuery(nil, s.loanCleanup()))
 		exps = append(exps, expect{kind: expQuery, injected: true})
 	}
 	if p.before != "" {
@@ -511,6 +605,9 @@ func (s *session) runSimple(ctx context.Context, p simplePlan) error {
 		w.Write(appendQuery(nil, a))
 		exps = append(exps, expect{kind: expQuery, injected: true})
 	}
+	if !p.framed {
+		exps = s.queueAdvance(w, exps)
+	}
 	st.unnamedOwner = nil // a simple Query destroys the unnamed statement
 	s.applyChanges(p.changes)
 	status, err := s.exchange(exps)
@@ -518,6 +615,21 @@ func (s *session) runSimple(ctx context.Context, p simplePlan) error {
 		return err
 	}
 	return s.finish(status)
+}
+
+// queueAdvance ends the loan in the same write as the client's last
+// message: the context serial moves on right after the client's
+// transaction, without a round trip of its own (serverState.advance is the
+// fallback for loans whose end the proxy did not see coming). w may be nil
+// when the caller writes the query itself.
+func (s *session) queueAdvance(w interface{ Write([]byte) (int, error) }, exps []expect) []expect {
+	if stateOf(s.server).serial == 0 {
+		return exps
+	}
+	if w != nil {
+		w.Write(appendQuery(nil, advanceContextSerial))
+	}
+	return append(exps, expect{kind: expAdvance, injected: true})
 }
 
 // finish records the server's transaction status after a batch and gives
@@ -548,7 +660,6 @@ func (s *session) finish(status byte) error {
 func (s *session) extended(ctx context.Context) error {
 	msgs := s.pending
 	s.pending = s.pending[:0]
-	fresh := s.server == nil
 	if s.server == nil && len(msgs) == 1 {
 		// A lone Sync or Flush between transactions needs no server.
 		if msgs[0].typ == 'S' {
@@ -572,8 +683,11 @@ func (s *session) extended(ctx context.Context) error {
 	var b batch
 	b.s = s
 	b.st = stateOf(s.server)
-	b.fresh = fresh
 	b.build(msgs)
+	if msgs[len(msgs)-1].typ == 'S' && !s.framed {
+		b.exps = s.queueAdvance(nil, b.exps)
+		b.buf = appendQuery(b.buf, advanceContextSerial)
+	}
 	if _, err := s.server.W.Write(b.buf); err != nil {
 		return s.serverFailed(err)
 	}

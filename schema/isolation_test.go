@@ -25,6 +25,9 @@ type fixture struct {
 	operations *pgx.Conn // logged in as erun_proxy_operations
 	key        tenantctx.Key
 	a, b       devseed.Tenant
+	// pid and serial of f.tenant's backend: proofs are bound to both.
+	pid    uint32
+	serial int64
 }
 
 const (
@@ -63,8 +66,16 @@ func newFixture(t *testing.T) *fixture {
 	db := dsn[strings.LastIndex(dsn, "/")+1 : strings.Index(dsn, "?")]
 	f.tenant = pgtest.Connect(t, srv.DSN(roles.DefaultTenantLogin, tenantPassword, db))
 	f.operations = pgtest.Connect(t, srv.DSN(roles.DefaultOperationsLogin, operationsPassword, db))
+	// What pgtenant does right after connecting.
+	f.pid = f.tenant.PgConn().PID()
+	if err := f.tenant.QueryRow(ctx, "SELECT erun_open_context_serial()").Scan(&f.serial); err != nil {
+		t.Fatalf("open the context serial: %v", err)
+	}
 	return f
 }
+
+// proof is pgtenant's proof for tenant on f.tenant as it stands.
+func (f *fixture) proof(tenant uuid.UUID) string { return f.key.Proof(tenant, f.pid, f.serial) }
 
 // asTenant runs fn in a transaction framed exactly as pgtenant frames one:
 // BEGIN; SET LOCAL ROLE erun_tenant; SET LOCAL erun.tenant_id; SET LOCAL
@@ -91,7 +102,7 @@ func (f *fixture) asTenant(t *testing.T, tenant uuid.UUID, proof string, commit 
 }
 
 func (f *fixture) as(t *testing.T, tn devseed.Tenant, fn func(tx pgx.Tx) error) error {
-	return f.asTenant(t, tn.ID, f.key.Proof(tn.ID), false, fn)
+	return f.asTenant(t, tn.ID, f.proof(tn.ID), false, fn)
 }
 
 func sqlstate(err error) string {
@@ -186,7 +197,7 @@ func TestTenantCannotWriteAnotherTenantsRows(t *testing.T) {
 	}
 	// Commit a harmless transaction to be sure the checks above were made
 	// in transactions that could have committed, then compare B's rows.
-	if err := f.asTenant(t, f.a.ID, f.key.Proof(f.a.ID), true, func(tx pgx.Tx) error {
+	if err := f.asTenant(t, f.a.ID, f.proof(f.a.ID), true, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE projects SET name = name WHERE tenant_id = $1`, f.b.ID)
 		return err
 	}); err != nil {
@@ -225,15 +236,19 @@ func TestForgedTenantContextIsRefused(t *testing.T) {
 		proof  string
 		then   string // a statement run before the read
 	}{
-		{"A's proof on B's id", f.b.ID, f.key.Proof(f.a.ID), ""},
+		{"A's proof on B's id", f.b.ID, f.proof(f.a.ID), ""},
 		{"missing proof", f.b.ID, "", ""},
-		{"proof from another key with the same id", f.b.ID, otherKey.Proof(f.b.ID), ""},
-		{"unknown key id", f.b.ID, "nope:" + strings.Repeat("0", 64), ""},
+		{"proof from another key with the same id", f.b.ID, otherKey.Proof(f.b.ID, f.pid, f.serial), ""},
+		{"unknown key id", f.b.ID, fmt.Sprintf("nope:%d:", f.serial) + strings.Repeat("0", 64), ""},
+		{"B's proof for another backend", f.b.ID, f.key.Proof(f.b.ID, f.pid+1, f.serial), ""},
+		{"B's proof for the previous serial", f.b.ID, f.key.Proof(f.b.ID, f.pid, f.serial-1), ""},
+		{"B's proof for the next serial", f.b.ID, f.key.Proof(f.b.ID, f.pid, f.serial+1), ""},
+		{"old proof form without a serial", f.b.ID, "test-1:" + strings.Repeat("0", 64), ""},
 		{"malformed proof", f.b.ID, "garbage", ""},
-		{"upper-case tenant id", uuid.Nil, f.key.Proof(f.a.ID), "SELECT set_config('erun.tenant_id', upper('" + f.a.ID.String() + "'), true)"},
-		{"set_config to B after a valid frame", f.a.ID, f.key.Proof(f.a.ID), "SELECT set_config('erun.tenant_id', '" + f.b.ID.String() + "', true)"},
-		{"session set_config to B", f.a.ID, f.key.Proof(f.a.ID), "SELECT set_config('erun.tenant_id', '" + f.b.ID.String() + "', false)"},
-		{"tenant id cleared", f.a.ID, f.key.Proof(f.a.ID), "SET LOCAL erun.tenant_id = ''"},
+		{"upper-case tenant id", uuid.Nil, f.proof(f.a.ID), "SELECT set_config('erun.tenant_id', upper('" + f.a.ID.String() + "'), true)"},
+		{"set_config to B after a valid frame", f.a.ID, f.proof(f.a.ID), "SELECT set_config('erun.tenant_id', '" + f.b.ID.String() + "', true)"},
+		{"session set_config to B", f.a.ID, f.proof(f.a.ID), "SELECT set_config('erun.tenant_id', '" + f.b.ID.String() + "', false)"},
+		{"tenant id cleared", f.a.ID, f.proof(f.a.ID), "SET LOCAL erun.tenant_id = ''"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -393,7 +408,7 @@ func TestTimestampsAreMaintained(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	var id uuid.UUID
-	if err := f.asTenant(t, f.a.ID, f.key.Proof(f.a.ID), true, func(tx pgx.Tx) error {
+	if err := f.asTenant(t, f.a.ID, f.proof(f.a.ID), true, func(tx pgx.Tx) error {
 		return tx.QueryRow(ctx, `INSERT INTO projects (name, created_at, updated_at)
             VALUES ('timed', '2000-01-01', '2000-01-01') RETURNING project_id`).Scan(&id)
 	}); err != nil {
@@ -406,7 +421,7 @@ func TestTimestampsAreMaintained(t *testing.T) {
 	if created.Year() == 2000 || !created.Equal(updated) {
 		t.Fatalf("after insert created_at=%v updated_at=%v: the trigger must set both to the insert time", created, updated)
 	}
-	if err := f.asTenant(t, f.a.ID, f.key.Proof(f.a.ID), true, func(tx pgx.Tx) error {
+	if err := f.asTenant(t, f.a.ID, f.proof(f.a.ID), true, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE projects SET description = 'changed', created_at = '2000-01-01' WHERE project_id = $1`, id)
 		return err
 	}); err != nil {
@@ -427,7 +442,7 @@ func TestKeysAreTimeOrderedUUIDv7(t *testing.T) {
 	var ids []uuid.UUID
 	for i := range 20 {
 		var id uuid.UUID
-		if err := f.asTenant(t, f.a.ID, f.key.Proof(f.a.ID), true, func(tx pgx.Tx) error {
+		if err := f.asTenant(t, f.a.ID, f.proof(f.a.ID), true, func(tx pgx.Tx) error {
 			return tx.QueryRow(ctx, `INSERT INTO projects (name) VALUES ($1) RETURNING project_id`, fmt.Sprintf("seq-%02d", i)).Scan(&id)
 		}); err != nil {
 			t.Fatal(err)
@@ -440,6 +455,99 @@ func TestKeysAreTimeOrderedUUIDv7(t *testing.T) {
 	for i := 1; i < len(ids); i++ {
 		if strings.Compare(ids[i-1].String(), ids[i].String()) >= 0 {
 			t.Fatalf("key %d (%s) does not sort after key %d (%s)", i, ids[i], i-1, ids[i-1])
+		}
+	}
+}
+
+// TestContextSerialCannotBeRewound attacks the context serial as the login
+// role, as any tenant can: a proof must die once the serial moves on, and
+// nothing the login role may run can bring the serial back.
+func TestContextSerialCannotBeRewound(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	readA := func(proof string) error {
+		return f.asTenant(t, f.a.ID, proof, false, func(tx pgx.Tx) error {
+			var n int
+			return tx.QueryRow(ctx, "SELECT count(*) FROM projects").Scan(&n)
+		})
+	}
+	exec := func(sql string) error { _, err := f.tenant.Exec(ctx, sql); return err }
+	old := f.proof(f.a.ID)
+	if err := readA(old); err != nil {
+		t.Fatalf("the current proof must work: %v", err)
+	}
+	if err := exec("DISCARD SEQUENCES"); err != nil {
+		t.Fatal(err)
+	}
+	if err := readA(old); err != nil {
+		t.Fatalf("DISCARD SEQUENCES must not matter: %v", err)
+	}
+	// What pgtenant does after every loan.
+	if err := f.tenant.QueryRow(ctx, "SELECT nextval('pg_temp.erun_context_serial')").Scan(&f.serial); err != nil {
+		t.Fatal(err)
+	}
+	if err := readA(old); sqlstate(err) != "42501" || !strings.Contains(err.Error(), "stale tenant proof") {
+		t.Fatalf("the previous loan's proof: err = %v, want 42501 stale tenant proof", err)
+	}
+	if err := readA(f.proof(f.a.ID)); err != nil {
+		t.Fatalf("the new proof must work: %v", err)
+	}
+	oldSerial := strings.Split(old, ":")[1]
+	for _, sql := range []string{
+		"SELECT setval('pg_temp.erun_context_serial', " + oldSerial + ")",
+		"SELECT setval('pg_temp.erun_context_serial', " + oldSerial + ", false)",
+		"ALTER SEQUENCE pg_temp.erun_context_serial RESTART WITH " + oldSerial,
+		"ALTER SEQUENCE pg_temp.erun_context_serial INCREMENT BY -1",
+		"DROP SEQUENCE pg_temp.erun_context_serial",
+		"SELECT erun_open_context_serial()",
+		"SET ROLE erun_tenant; SELECT setval('pg_temp.erun_context_serial', " + oldSerial + ")",
+	} {
+		if err := exec(sql); sqlstate(err) != "42501" {
+			t.Errorf("%s: err = %v, want 42501", sql, err)
+		}
+		exec("RESET ROLE")
+	}
+	if err := readA(old); sqlstate(err) != "42501" {
+		t.Fatalf("after the attempts the old proof: err = %v, want 42501", err)
+	}
+
+	// Another backend of the same login role: A's proof for f.tenant's
+	// backend is worthless there, whatever its serial.
+	db := f.tenant.Config().Database
+	other := pgtest.Connect(t, pgtest.Shared(t).DSN(roles.DefaultTenantLogin, tenantPassword, db))
+	var otherSerial int64
+	if err := other.QueryRow(ctx, "SELECT erun_open_context_serial()").Scan(&otherSerial); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := other.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := fmt.Sprintf("SET LOCAL ROLE erun_tenant; SET LOCAL erun.tenant_id = '%s'; SET LOCAL erun.tenant_proof = '%s:%d:%s'",
+		f.a.ID, f.key.ID, otherSerial, strings.Split(f.proof(f.a.ID), ":")[2])
+	if _, err := tx.Exec(ctx, frame); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM projects").Scan(&n); sqlstate(err) != "42501" {
+		t.Fatalf("a proof made for another backend: err = %v, want 42501", err)
+	}
+	tx.Rollback(ctx)
+
+	// Discarding the temporary objects leaves the connection without any
+	// tenant context for good.
+	if err := exec("DISCARD TEMP"); err != nil {
+		t.Fatal(err)
+	}
+	if err := readA(f.proof(f.a.ID)); sqlstate(err) != "42501" || !strings.Contains(err.Error(), "no context serial") {
+		t.Fatalf("after DISCARD TEMP: err = %v, want 42501 no context serial", err)
+	}
+	for _, sql := range []string{
+		"SELECT erun_open_context_serial()",
+		"CREATE TEMPORARY SEQUENCE erun_context_serial",
+	} {
+		if err := exec(sql); sqlstate(err) != "42501" {
+			t.Errorf("after DISCARD TEMP, %s: err = %v, want 42501", sql, err)
 		}
 	}
 }

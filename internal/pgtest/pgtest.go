@@ -230,6 +230,14 @@ func testSettings() map[string]string {
 	return s
 }
 
+// LogFile is the server's log, or "" for a server the tests did not start.
+func (s *Server) LogFile() string {
+	if s.cluster == nil {
+		return ""
+	}
+	return filepath.Join(s.dir, "data", "postgres.log")
+}
+
 // Stop stops a server started by Start and removes its files.
 func (s *Server) Stop() { s.stop() }
 

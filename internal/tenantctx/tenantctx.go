@@ -3,9 +3,12 @@
 // The proxy sets erun.tenant_id and erun.tenant_proof; the database function
 // erun_current_tenant_id() recomputes the proof with the key of the same id
 // from erun_private.context_keys and refuses the context unless it matches.
+// A proof is bound to one server connection (its backend pid) and to one
+// loan of it (the connection's context serial, which the proxy advances
+// after every loan), so a proof seen anywhere is worthless anywhere else.
 // This package must stay byte-for-byte compatible with that function: the
-// HMAC-SHA256 is over the canonical lower-case UUID text, and the proof is
-// "<key id>:<64 lower-case hex digits>".
+// HMAC-SHA256 is over "<canonical lower-case UUID>:<pid>:<serial>" in
+// decimal, and the proof is "<key id>:<serial>:<64 lower-case hex digits>".
 package tenantctx
 
 import (
@@ -16,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -67,9 +71,26 @@ func ParseKey(s string) (Key, error) {
 // Encode is the inverse of ParseKey. The result contains the secret.
 func (k Key) Encode() string { return k.ID + ":" + hex.EncodeToString(k.Secret) }
 
-// Proof returns the value of erun.tenant_proof for tenant.
-func (k Key) Proof(tenant uuid.UUID) string {
+// Proof returns the value of erun.tenant_proof for tenant on the backend
+// with pid while its context serial is serial.
+func (k Key) Proof(tenant uuid.UUID, pid uint32, serial int64) string {
+	return string(k.AppendProof(nil, tenant, pid, serial))
+}
+
+// AppendProof appends the proof to dst (the proxy builds one per loan).
+func (k Key) AppendProof(dst []byte, tenant uuid.UUID, pid uint32, serial int64) []byte {
+	var msg [36 + 1 + 10 + 1 + 20]byte
+	m := append(msg[:0], tenant.String()...) // uuid.String is canonical lower case
+	m = append(m, ':')
+	m = strconv.AppendUint(m, uint64(pid), 10)
+	m = append(m, ':')
+	m = strconv.AppendInt(m, serial, 10)
 	mac := hmac.New(sha256.New, k.Secret)
-	mac.Write([]byte(tenant.String())) // uuid.String is canonical lower case
-	return k.ID + ":" + hex.EncodeToString(mac.Sum(nil))
+	mac.Write(m)
+	var sum [sha256.Size]byte
+	dst = append(dst, k.ID...)
+	dst = append(dst, ':')
+	dst = strconv.AppendInt(dst, serial, 10)
+	dst = append(dst, ':')
+	return hex.AppendEncode(dst, mac.Sum(sum[:0]))
 }

@@ -9,11 +9,11 @@ import (
 
 // The expected proof was computed independently:
 //
-//	printf %s 0190b6a0-7c1e-7a3b-8c9d-0123456789ab | openssl dgst -sha256 -hmac kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk
+//	printf %s 0190b6a0-7c1e-7a3b-8c9d-0123456789ab:4242:1234567890123 | openssl dgst -sha256 -hmac kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk
 func TestProofMatchesReferenceHMAC(t *testing.T) {
 	k := Key{ID: "k1", Secret: []byte(strings.Repeat("k", 32))}
-	got := k.Proof(uuid.MustParse("0190B6A0-7C1E-7A3B-8C9D-0123456789AB"))
-	const want = "k1:" + referenceMAC
+	got := k.Proof(uuid.MustParse("0190B6A0-7C1E-7A3B-8C9D-0123456789AB"), 4242, 1234567890123)
+	const want = "k1:1234567890123:" + referenceMAC
 	if got != want {
 		t.Fatalf("Proof = %s, want %s", got, want)
 	}
@@ -44,4 +44,4 @@ func TestParseKey(t *testing.T) {
 	}
 }
 
-const referenceMAC = "835a25c6eb11f4155eb24c88e16c439908ed57aa7ab35f5918ac9c519cc7e0aa"
+const referenceMAC = "d16e0bea3bf4f0d90928ed8eab8eb28fa04b148ac106a162caf5bb2113884301"

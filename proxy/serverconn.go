@@ -1,0 +1,124 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgtenant/pgtenant/internal/roles"
+	"github.com/pgtenant/pgtenant/pool"
+)
+
+// A server connection's context serial (DESIGN §1.2). Every tenant proof
+// is bound to the backend's pid and to the current value of its serial, a
+// temporary sequence that only moves forward. The proxy opens it when it
+// dials and advances it after every loan, and lends the connection again
+// only once it has seen the advance succeed: whatever proof a loan's
+// client saw (its own, or another tenant's through any leak) is dead
+// before anyone else gets the connection.
+
+// openContextSerial is the query SetupServerConn runs on a new connection.
+// The second column finds settings of the login role that the role could
+// have set itself: a tenant acting as the login role can ALTER ROLE
+// CURRENT_USER SET any user-settable parameter (or placeholder), which
+// would reach every later connection. pgtenant's own settings on the role
+// (roles.PinnedSettings, $1) are superuser-only.
+const openContextSerial = `SELECT erun_open_context_serial(),
+    EXISTS (SELECT FROM pg_catalog.pg_db_role_setting AS s
+                 CROSS JOIN LATERAL unnest(s.setconfig) AS c(setting)
+                 LEFT JOIN pg_catalog.pg_settings AS p ON lower(p.name) = lower(split_part(c.setting, '=', 1))
+             WHERE s.setrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user)
+               AND s.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()))
+               AND (p.name IS NULL OR p.context = 'user')
+               AND lower(split_part(c.setting, '=', 1)) <> ALL ($1::text[]))`
+
+// resetLoginSettings removes what openContextSerial found. Run by the login
+// role, RESET ALL removes only the settings it could have made itself.
+const resetLoginSettings = `ALTER ROLE CURRENT_USER RESET ALL;
+DO $pgtenant$ BEGIN
+    EXECUTE format('ALTER ROLE CURRENT_USER IN DATABASE %I RESET ALL', current_database());
+END $pgtenant$`
+
+// advanceContextSerial ends a loan: every proof made for it dies.
+const advanceContextSerial = "SELECT nextval('pg_temp.erun_context_serial')"
+
+// pinnedNames is roles.PinnedSettings' names as a text[] literal.
+var pinnedNames = func() []byte {
+	names := make([]string, len(roles.PinnedSettings))
+	for i, p := range roles.PinnedSettings {
+		names[i] = `"` + strings.ToLower(p.Name) + `"`
+	}
+	return []byte("{" + strings.Join(names, ",") + "}")
+}()
+
+// errLoginSettings says why a new connection was replaced.
+var errLoginSettings = errors.New("the login role had settings of its own")
+
+// SetupServerConn prepares a new server connection before its first loan
+// (pool.Config.Setup): it opens the context serial and repairs the login
+// role's settings if a client changed them.
+func SetupServerConn(ctx context.Context, pc *pgconn.PgConn) (any, error) {
+	res := pc.ExecParams(ctx, openContextSerial, [][]byte{pinnedNames}, nil, nil, nil).Read()
+	if res.Err != nil {
+		return nil, fmt.Errorf("open the context serial: %w", res.Err)
+	}
+	if len(res.Rows) != 1 || len(res.Rows[0]) != 2 {
+		return nil, errors.New("open the context serial: unexpected result")
+	}
+	row := res.Rows[0]
+	serial, err := strconv.ParseInt(string(row[0]), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("open the context serial: %w", err)
+	}
+	if string(row[1]) == "t" {
+		if _, err := pc.Exec(ctx, resetLoginSettings).ReadAll(); err != nil {
+			return nil, fmt.Errorf("reset the login role's own settings: %w", err)
+		}
+		return nil, fmt.Errorf("%w: %w", pool.ErrRedial, errLoginSettings)
+	}
+	st := newServerState()
+	st.pid, st.serial = pc.PID(), serial
+	return st, nil
+}
+
+// advance ends a loan of c. It reports false when the serial did not move
+// exactly one step, which only a client can cause (by discarding it, or by
+// advancing it itself): such a connection must be destroyed, never lent.
+func (st *serverState) advance(c *pool.Conn) bool {
+	c.Net.SetDeadline(time.Now().Add(5 * time.Second))
+	defer c.Net.SetDeadline(time.Time{})
+	if _, err := c.W.Write(appendQuery(nil, advanceContextSerial)); err != nil {
+		return false
+	}
+	if err := c.W.Flush(); err != nil {
+		return false
+	}
+	r := msgReader{r: c.R}
+	next, ok := int64(0), false
+	for {
+		typ, body, err := r.next()
+		if err != nil {
+			return false
+		}
+		switch typ {
+		case 'D':
+			if cols := dataRow(body); len(cols) == 1 {
+				v, err := strconv.ParseInt(cols[0], 10, 64)
+				next, ok = v, err == nil
+			}
+		case 'E':
+			ok = false
+		case 'Z':
+			if !ok || next != st.serial+1 || len(body) != 1 || body[0] != 'I' {
+				return false
+			}
+			st.serial = next
+			return true
+		}
+	}
+}
