@@ -45,6 +45,12 @@ type Config struct {
 	// Returning ErrRedial closes the connection and dials once more (Setup
 	// repaired something that only a new connection picks up).
 	Setup func(ctx context.Context, pc *pgconn.PgConn) (any, error)
+	// Heal repairs the login role through a working connection when the
+	// server refuses a new one with invalid_password (28P01): any session
+	// of the login role may change the role's own password, and PostgreSQL
+	// cannot forbid it. The pool then waits (up to AcquireTimeout) for a
+	// connection to be released, heals through it and dials again.
+	Heal func(c *Conn) error
 }
 
 // ErrRedial asks the pool to replace the connection Setup was given.
@@ -116,6 +122,8 @@ type Pool struct {
 	total   int        // idle + lent + being dialled
 	stat    Stat
 	closed  bool
+	// healers wait for a released connection to heal through (see Heal).
+	healers []chan *Conn
 	done    chan struct{}
 	wg      sync.WaitGroup
 }
@@ -362,6 +370,9 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 
 func (p *Pool) dialOnce(ctx context.Context) (*Conn, error) {
 	pc, err := pgconn.ConnectConfig(ctx, p.pgcfg)
+	if err != nil && p.cfg.Heal != nil && invalidPassword(err) && p.heal(ctx) {
+		pc, err = pgconn.ConnectConfig(ctx, p.pgcfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: connect to the server: %w", p.cfg.Name, err)
 	}
@@ -398,6 +409,63 @@ func (p *Pool) dialOnce(ctx context.Context) (*Conn, error) {
 	}, nil
 }
 
+func invalidPassword(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "28P01"
+}
+
+// heal runs Heal through an idle connection, or the next one released.
+func (p *Pool) heal(ctx context.Context) bool {
+	p.mu.Lock()
+	var c *Conn
+	var ch chan *Conn
+	if n := len(p.idle); n > 0 {
+		c = p.idle[n-1]
+		p.idle = p.idle[:n-1]
+	} else {
+		ch = make(chan *Conn, 1)
+		p.healers = append(p.healers, ch)
+	}
+	p.mu.Unlock()
+	if c == nil {
+		timer := time.NewTimer(p.cfg.AcquireTimeout)
+		defer timer.Stop()
+		select {
+		case c = <-ch:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		if c == nil {
+			p.mu.Lock()
+			for i, h := range p.healers {
+				if h == ch {
+					p.healers = append(p.healers[:i], p.healers[i+1:]...)
+					break
+				}
+			}
+			p.mu.Unlock()
+			select { // handed one just now after all
+			case c = <-ch:
+			default:
+				p.log.Error("the server refuses the login role's password and no connection came free to restore it")
+				return false
+			}
+		}
+	}
+	if !quiet(c) {
+		p.Destroy(c)
+		return false
+	}
+	if err := p.cfg.Heal(c); err != nil {
+		p.log.Error("could not restore the login role's password", zap.Error(err))
+		p.Destroy(c)
+		return false
+	}
+	p.log.Warn("the login role's password had been changed from one of its sessions; pgtenant restored the configured one")
+	p.Release(c)
+	return true
+}
+
 // Release returns an idle, clean connection.
 func (p *Pool) Release(c *Conn) {
 	c.lastUsed = time.Now()
@@ -405,6 +473,13 @@ func (p *Pool) Release(c *Conn) {
 	if p.closed {
 		p.mu.Unlock()
 		p.Destroy(c)
+		return
+	}
+	if len(p.healers) > 0 {
+		h := p.healers[0]
+		p.healers = p.healers[1:]
+		p.mu.Unlock()
+		h <- c
 		return
 	}
 	if w := p.popWaiter(); w != nil {

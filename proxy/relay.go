@@ -125,6 +125,12 @@ func (s *session) exchange(exps []expect) (byte, error) {
 			}
 		}
 		typ, body, err := s.sr.next()
+		if err != nil && e.kind == expAdvance {
+			// The client has its answer; the connection just goes.
+			s.log.Info("server connection lost after the transaction", zap.Error(err))
+			s.loanBroken = true
+			break
+		}
 		if err != nil {
 			return 0, s.serverFailed(err)
 		}

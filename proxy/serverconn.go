@@ -22,39 +22,50 @@ import (
 // client saw (its own, or another tenant's through any leak) is dead
 // before anyone else gets the connection.
 
-// openContextSerial is the query SetupServerConn runs on a new connection.
-// The second column finds settings of the login role that the role could
-// have set itself: a tenant acting as the login role can ALTER ROLE
-// CURRENT_USER SET any user-settable parameter (or placeholder), which
-// would reach every later connection. pgtenant's own settings on the role
-// (roles.PinnedSettings, $1) are superuser-only.
-const openContextSerial = `SELECT erun_open_context_serial(),
+// openContextSerial is the query string SetupServerConn runs on a new
+// connection. Its SELECT also finds settings of the login role that the
+// role could have set itself: a tenant acting as the login role can ALTER
+// ROLE CURRENT_USER SET any user-settable parameter, which would reach
+// every later connection. pgtenant's own settings on the role
+// (roles.PinnedSettings) are superuser-only. Such settings are already in
+// force on this connection, so the query pins what it depends on itself
+// (role, timeouts, search_path) before it runs.
+var openContextSerial = `SET ROLE NONE;
+BEGIN READ WRITE;
+SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; SET LOCAL search_path = pg_catalog, pg_temp;
+SELECT public.erun_open_context_serial(),
     EXISTS (SELECT FROM pg_catalog.pg_db_role_setting AS s
                  CROSS JOIN LATERAL unnest(s.setconfig) AS c(setting)
                  LEFT JOIN pg_catalog.pg_settings AS p ON lower(p.name) = lower(split_part(c.setting, '=', 1))
              WHERE s.setrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user)
                AND s.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()))
                AND (p.name IS NULL OR p.context = 'user')
-               AND lower(split_part(c.setting, '=', 1)) <> ALL ($1::text[]))`
+               AND lower(split_part(c.setting, '=', 1)) <> ALL ('` + pinnedNames() + `'::text[]));
+COMMIT`
 
-// resetLoginSettings removes what openContextSerial found. Run by the login
-// role, RESET ALL removes only the settings it could have made itself.
-const resetLoginSettings = `ALTER ROLE CURRENT_USER RESET ALL;
-DO $pgtenant$ BEGIN
-    EXECUTE format('ALTER ROLE CURRENT_USER IN DATABASE %I RESET ALL', current_database());
-END $pgtenant$`
-
-// advanceContextSerial ends a loan: every proof made for it dies.
-const advanceContextSerial = "SELECT nextval('pg_temp.erun_context_serial')"
-
-// pinnedNames is roles.PinnedSettings' names as a text[] literal.
-var pinnedNames = func() []byte {
+// pinnedNames is roles.PinnedSettings' names as a text[] literal (plain
+// identifiers: no quoting needed inside the SQL literal).
+func pinnedNames() string {
 	names := make([]string, len(roles.PinnedSettings))
 	for i, p := range roles.PinnedSettings {
 		names[i] = `"` + strings.ToLower(p.Name) + `"`
 	}
-	return []byte("{" + strings.Join(names, ",") + "}")
-}()
+	return "{" + strings.Join(names, ",") + "}"
+}
+
+// resetLoginSettings removes what openContextSerial found. Run by the login
+// role, RESET ALL removes only the settings it could have made itself.
+const resetLoginSettings = `SET ROLE NONE;
+BEGIN READ WRITE;
+SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0;
+ALTER ROLE CURRENT_USER RESET ALL;
+DO $pgtenant$ BEGIN
+    EXECUTE format('ALTER ROLE CURRENT_USER IN DATABASE %I RESET ALL', current_database());
+END $pgtenant$;
+COMMIT`
+
+// advanceContextSerial ends a loan: every proof made for it dies.
+const advanceContextSerial = "SELECT nextval('pg_temp.erun_context_serial')"
 
 // errLoginSettings says why a new connection was replaced.
 var errLoginSettings = errors.New("the login role had settings of its own")
@@ -63,14 +74,15 @@ var errLoginSettings = errors.New("the login role had settings of its own")
 // (pool.Config.Setup): it opens the context serial and repairs the login
 // role's settings if a client changed them.
 func SetupServerConn(ctx context.Context, pc *pgconn.PgConn) (any, error) {
-	res := pc.ExecParams(ctx, openContextSerial, [][]byte{pinnedNames}, nil, nil, nil).Read()
-	if res.Err != nil {
-		return nil, fmt.Errorf("open the context serial: %w", res.Err)
+	results, err := pc.Exec(ctx, openContextSerial).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("open the context serial: %w", err)
 	}
-	if len(res.Rows) != 1 || len(res.Rows[0]) != 2 {
+	const selectAt = 5 // SET ROLE, BEGIN, three SET LOCALs, then the SELECT
+	if len(results) <= selectAt || len(results[selectAt].Rows) != 1 || len(results[selectAt].Rows[0]) != 2 {
 		return nil, errors.New("open the context serial: unexpected result")
 	}
-	row := res.Rows[0]
+	row := results[selectAt].Rows[0]
 	serial, err := strconv.ParseInt(string(row[0]), 10, 64)
 	if err != nil {
 		return nil, fmt.Errorf("open the context serial: %w", err)
@@ -119,6 +131,51 @@ func (st *serverState) advance(c *pool.Conn) bool {
 			}
 			st.serial = next
 			return true
+		}
+	}
+}
+
+// RestoreLoginPassword is the pool's Heal for a login role with this
+// password: it sets the role's password back (as a SCRAM verifier, so the
+// password itself never travels as SQL). SET ROLE NONE first: a client
+// may have left a session-level role behind, and only the session user
+// itself may change its own password.
+func RestoreLoginPassword(password string) func(c *pool.Conn) error {
+	return func(c *pool.Conn) error {
+		verifier, err := roles.SCRAMVerifier(password)
+		if err != nil {
+			return err
+		}
+		// The verifier is base64 and '$' only: safe as a literal.
+		return runQuiet(c, "SET ROLE NONE; ALTER ROLE CURRENT_USER PASSWORD '"+verifier+"'")
+	}
+}
+
+// runQuiet runs sql on an idle connection and expects it to succeed.
+func runQuiet(c *pool.Conn, sql string) error {
+	c.Net.SetDeadline(time.Now().Add(5 * time.Second))
+	defer c.Net.SetDeadline(time.Time{})
+	if _, err := c.W.Write(appendQuery(nil, sql)); err != nil {
+		return err
+	}
+	if err := c.W.Flush(); err != nil {
+		return err
+	}
+	r := msgReader{r: c.R}
+	var failed error
+	for {
+		typ, body, err := r.next()
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case 'E':
+			failed = fmt.Errorf("%s (SQLSTATE %s)", errorField(body, 'M'), errorField(body, 'C'))
+		case 'Z':
+			if failed == nil && (len(body) != 1 || body[0] != 'I') {
+				failed = errors.New("the server is not idle afterwards")
+			}
+			return failed
 		}
 	}
 }

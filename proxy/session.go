@@ -383,13 +383,15 @@ func (s *session) releaseServer(broken bool) {
 	c := s.server
 	s.server = nil
 	s.busy = false
+	drift := s.lexerDrift
+	s.lexerDrift = false
 	cancelled := s.cancelled
 	s.cancelled = nil
 	s.mu.Unlock()
 	if c == nil {
 		return
 	}
-	if broken || s.framed || s.skipping || s.lexerDrift || s.loanBroken {
+	if broken || s.framed || s.skipping || drift || s.loanBroken {
 		// Anything but a clean idle connection is closed, never reused.
 		s.pool.Destroy(c)
 		s.framed, s.implicit, s.skipping = false, false, false
@@ -470,7 +472,7 @@ func (s *session) simpleQuery(ctx context.Context, sql string) error {
 			return s.refuse(ctx, e)
 		}
 	}
-	if s.lexerDrift {
+	if s.lexerDrift && lexerSensitive(sql) {
 		return s.refuse(ctx, &pgError{Code: "0A000",
 			Message: "pgtenant cannot run query strings after standard_conforming_strings or client_encoding changed in this transaction",
 			Hint:    "pgtenant splits statements as PostgreSQL does with standard_conforming_strings on and client_encoding UTF8; leave both as they are."})
@@ -487,6 +489,19 @@ func (s *session) simpleQuery(ctx context.Context, sql string) error {
 		}
 	}
 	return s.runSimple(ctx, p)
+}
+
+// lexerSensitive reports whether standard_conforming_strings or an
+// ASCII-compatible client_encoding could change how sql splits: only
+// backslashes (in string literals) and bytes outside ASCII (in multibyte
+// characters) are read differently.
+func lexerSensitive(sql string) bool {
+	for i := 0; i < len(sql); i++ {
+		if sql[i] == '\\' || sql[i] >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
 
 // refuse answers a Query with an error of the proxy's. Inside the client's

@@ -103,7 +103,7 @@ func Apply(ctx context.Context, conn *pgx.Conn, s Setup) error {
 }
 
 func loginRole(ctx context.Context, tx pgx.Tx, l Login, group string) error {
-	verifier, err := scramVerifier(l.Password)
+	verifier, err := SCRAMVerifier(l.Password)
 	if err != nil {
 		return err
 	}

@@ -9,11 +9,11 @@ import (
 	"fmt"
 )
 
-// scramVerifier returns the SCRAM-SHA-256 verifier PostgreSQL stores for
+// SCRAMVerifier returns the SCRAM-SHA-256 verifier PostgreSQL stores for
 // password (RFC 5802/7677, the format of pg_authid.rolpassword). Sending the
 // verifier instead of the password keeps the password out of server logs
 // and pg_stat_statements, as psql's \password does.
-func scramVerifier(password string) (string, error) {
+func SCRAMVerifier(password string) (string, error) {
 	const iterations = 4096
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {

@@ -65,7 +65,7 @@ func Start(ctx context.Context, cfg *config.Config, log *zap.Logger) (*Running, 
 				AcquireTimeout: dbc.Pool.AcquireTimeout, IdleTimeout: dbc.Pool.IdleTimeout,
 				MaxLifetime: dbc.Pool.MaxLifetime, CheckAfter: dbc.Pool.CheckAfter,
 				ConnectTimeout: cfg.Timeouts.ServerConnect, Logger: log,
-				Setup: proxy.SetupServerConn,
+				Setup: proxy.SetupServerConn, Heal: proxy.RestoreLoginPassword(l.Password.Get()),
 			})
 			if err != nil {
 				return fail(err)

@@ -59,10 +59,6 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Only connections opened by pgtenant carry a tenant context.';
     END IF;
-    IF parts[2] <> serial::text THEN
-        RAISE EXCEPTION 'stale tenant proof: it was made for another transaction on this server connection'
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
     SELECT k.secret INTO key_secret
       FROM erun_private.context_keys AS k
      WHERE k.key_id = parts[1]
@@ -74,6 +70,11 @@ BEGIN
     IF erun_private.hmac(convert_to(claimed || ':' || pg_backend_pid() || ':' || parts[2], 'UTF8'), key_secret, 'sha256')
        <> decode(parts[3], 'hex') THEN
         RAISE EXCEPTION 'invalid tenant proof: it does not match erun.tenant_id on this server connection'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- Last, so that a proof made for another connection is named as such.
+    IF parts[2] <> serial::text THEN
+        RAISE EXCEPTION 'stale tenant proof: it was made for an earlier transaction on this server connection'
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN claimed::uuid;
