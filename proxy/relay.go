@@ -239,7 +239,8 @@ func (s *session) advanced(typ byte, body []byte) bool {
 	st := stateOf(s.server)
 	switch typ {
 	case 'D':
-		if cols := dataRow(body); len(cols) == 1 && cols[0] == strconv.FormatInt(st.serial+1, 10) {
+		var want [20]byte
+		if v, ok := singleValue(body); ok && string(v) == string(strconv.AppendInt(want[:0], st.serial+1, 10)) {
 			st.serial++
 			s.loanAdvanced = true
 		} else {
@@ -254,6 +255,18 @@ func (s *session) advanced(typ byte, body []byte) bool {
 		return true
 	}
 	return false
+}
+
+// singleValue is the value of a DataRow with exactly one non-NULL column.
+func singleValue(body []byte) ([]byte, bool) {
+	if len(body) < 6 || binary.BigEndian.Uint16(body) != 1 {
+		return nil, false
+	}
+	n := int(int32(binary.BigEndian.Uint32(body[2:])))
+	if n < 0 || n != len(body)-6 {
+		return nil, false
+	}
+	return body[6:], true
 }
 
 // result relays one result message and reports whether e is complete.

@@ -321,6 +321,7 @@ func (s *Server) startup(ctx context.Context, conn net.Conn, log *zap.Logger) (*
 	tenant := ""
 	if id.TenantID != [16]byte{} {
 		tenant = id.TenantID.String()
+		sess.signer = s.opts.ContextKey.Signer(id.TenantID)
 	}
 	sess.baseFrame, sess.nBase = frameSQL(id.Role, tenant)
 	sess.refreshFrame()

@@ -67,6 +67,9 @@ COMMIT`
 // advanceContextSerial ends a loan: every proof made for it dies.
 const advanceContextSerial = "SELECT nextval('pg_temp.erun_context_serial')"
 
+// advanceMsg is advanceContextSerial as a Query message.
+var advanceMsg = appendQuery(nil, advanceContextSerial)
+
 // errLoginSettings says why a new connection was replaced.
 var errLoginSettings = errors.New("the login role had settings of its own")
 
@@ -104,7 +107,7 @@ func SetupServerConn(ctx context.Context, pc *pgconn.PgConn) (any, error) {
 func (st *serverState) advance(c *pool.Conn) bool {
 	c.Net.SetDeadline(time.Now().Add(5 * time.Second))
 	defer c.Net.SetDeadline(time.Time{})
-	if _, err := c.W.Write(appendQuery(nil, advanceContextSerial)); err != nil {
+	if _, err := c.W.Write(advanceMsg); err != nil {
 		return false
 	}
 	if err := c.W.Flush(); err != nil {
@@ -119,9 +122,9 @@ func (st *serverState) advance(c *pool.Conn) bool {
 		}
 		switch typ {
 		case 'D':
-			if cols := dataRow(body); len(cols) == 1 {
-				v, err := strconv.ParseInt(cols[0], 10, 64)
-				next, ok = v, err == nil
+			if v, single := singleValue(body); single {
+				n, err := strconv.ParseInt(string(v), 10, 64)
+				next, ok = n, err == nil
 			}
 		case 'E':
 			ok = false

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgtenant/pgtenant/auth"
+	"github.com/pgtenant/pgtenant/internal/tenantctx"
 	"github.com/pgtenant/pgtenant/pool"
 	"github.com/pgtenant/pgtenant/proxy/copyfrom"
 )
@@ -40,6 +41,7 @@ type session struct {
 	baseFrame string
 	nBase     int
 	proofSQL  []byte // "; SET LOCAL erun.tenant_proof = '…'", rebuilt by lend
+	signer    *tenantctx.Signer // nil without a tenant
 	replay    string
 	nReplay   int
 	modes     []transactionMode
@@ -325,11 +327,11 @@ func (s *session) lend(st *serverState) {
 		st.unnamedOwner = nil
 		st.deallocate = true
 	}
-	if s.id.TenantID == [16]byte{} {
+	if s.signer == nil {
 		return
 	}
 	b := append(s.proofSQL[:0], "; SET LOCAL erun.tenant_proof = '"...)
-	b = s.srv.opts.ContextKey.AppendProof(b, s.id.TenantID, st.pid, st.serial)
+	b = s.signer.AppendProof(b, st.pid, st.serial)
 	s.proofSQL = append(b, '\'')
 	s.composeFrame()
 }
@@ -642,7 +644,7 @@ func (s *session) queueAdvance(w interface{ Write([]byte) (int, error) }, exps [
 		return exps
 	}
 	if w != nil {
-		w.Write(appendQuery(nil, advanceContextSerial))
+		w.Write(advanceMsg)
 	}
 	return append(exps, expect{kind: expAdvance, injected: true})
 }
@@ -701,7 +703,7 @@ func (s *session) extended(ctx context.Context) error {
 	b.build(msgs)
 	if msgs[len(msgs)-1].typ == 'S' && !s.framed {
 		b.exps = s.queueAdvance(nil, b.exps)
-		b.buf = appendQuery(b.buf, advanceContextSerial)
+		b.buf = append(b.buf, advanceMsg...)
 	}
 	if _, err := s.server.W.Write(b.buf); err != nil {
 		return s.serverFailed(err)

@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"regexp"
 	"strconv"
 	"strings"
@@ -74,23 +75,37 @@ func (k Key) Encode() string { return k.ID + ":" + hex.EncodeToString(k.Secret) 
 // Proof returns the value of erun.tenant_proof for tenant on the backend
 // with pid while its context serial is serial.
 func (k Key) Proof(tenant uuid.UUID, pid uint32, serial int64) string {
-	return string(k.AppendProof(nil, tenant, pid, serial))
+	return string(k.Signer(tenant).AppendProof(nil, pid, serial))
 }
 
-// AppendProof appends the proof to dst (the proxy builds one per loan).
-func (k Key) AppendProof(dst []byte, tenant uuid.UUID, pid uint32, serial int64) []byte {
+// Signer makes the proofs of one tenant. The proxy keeps one per client
+// and makes a proof per loan; it is not safe for concurrent use.
+func (k Key) Signer(tenant uuid.UUID) *Signer {
+	return &Signer{id: k.ID, tenant: tenant.String(), mac: hmac.New(sha256.New, k.Secret)}
+}
+
+// Signer: see Key.Signer.
+type Signer struct {
+	id     string
+	tenant string // canonical lower case, as uuid.String gives it
+	mac    hash.Hash
+}
+
+// AppendProof appends the proof for the backend with pid while its
+// context serial is serial to dst.
+func (s *Signer) AppendProof(dst []byte, pid uint32, serial int64) []byte {
 	var msg [36 + 1 + 10 + 1 + 20]byte
-	m := append(msg[:0], tenant.String()...) // uuid.String is canonical lower case
+	m := append(msg[:0], s.tenant...)
 	m = append(m, ':')
 	m = strconv.AppendUint(m, uint64(pid), 10)
 	m = append(m, ':')
 	m = strconv.AppendInt(m, serial, 10)
-	mac := hmac.New(sha256.New, k.Secret)
-	mac.Write(m)
+	s.mac.Reset()
+	s.mac.Write(m)
 	var sum [sha256.Size]byte
-	dst = append(dst, k.ID...)
+	dst = append(dst, s.id...)
 	dst = append(dst, ':')
 	dst = strconv.AppendInt(dst, serial, 10)
 	dst = append(dst, ':')
-	return hex.AppendEncode(dst, mac.Sum(sum[:0]))
+	return hex.AppendEncode(dst, s.mac.Sum(sum[:0]))
 }
