@@ -40,7 +40,7 @@ type session struct {
 	// SET LOCAL.
 	baseFrame string
 	nBase     int
-	proofSQL  []byte // "; SET LOCAL erun.tenant_proof = '…'", rebuilt by lend
+	proofSQL  []byte            // "; SET LOCAL erun.tenant_proof = '…'", rebuilt by lend
 	signer    *tenantctx.Signer // nil without a tenant
 	replay    string
 	nReplay   int

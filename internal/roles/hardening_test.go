@@ -194,14 +194,33 @@ func TestPinnedSettingsAreSuperuserOnly(t *testing.T) {
 	}
 }
 
+// pinnedRecord is what setup-roles pins on the login roles (the record:
+// the tests below read roles.PinnedSettings, this catches a pin removed
+// from it).
+var pinnedRecord = []roles.Setting{
+	{Name: "track_activities", Value: "off"},
+	{Name: "log_statement", Value: "none"},
+	{Name: "log_min_error_statement", Value: "panic"},
+	{Name: "log_min_duration_statement", Value: "-1"},
+	{Name: "log_min_duration_sample", Value: "-1"},
+	{Name: "log_transaction_sample_rate", Value: "0"},
+	{Name: "log_duration", Value: "off"},
+	{Name: "log_parameter_max_length", Value: "0"},
+	{Name: "log_error_verbosity", Value: "terse"},
+	{Name: "pg_stat_statements.track", Value: "none"},
+}
+
 func TestLoginRolesHaveExactlyThePinnedSettings(t *testing.T) {
 	h := setup(t)
+	if !slices.Equal(roles.PinnedSettings, pinnedRecord) {
+		t.Errorf("roles.PinnedSettings:\n got %v\nwant %v", roles.PinnedSettings, pinnedRecord)
+	}
 	for _, role := range []string{roles.DefaultTenantLogin, roles.DefaultOperationsLogin} {
 		if got, want := roleSettings(t, h.admin, role), pinnedStrings("0"); !slices.Equal(got, want) {
 			t.Errorf("%s settings:\n got %v\nwant %v", role, got, want)
 		}
 		conn := h.login(t, role)
-		for _, s := range roles.PinnedSettings {
+		for _, s := range pinnedRecord {
 			if got := queryString(t, conn, "SELECT current_setting($1)", s.Name); got != s.Value {
 				t.Errorf("%s: %s = %q on a login connection, want %q", role, s.Name, got, s.Value)
 			}
@@ -248,12 +267,18 @@ func TestLoginRoleCannotChangePinnedSettings(t *testing.T) {
 		if got := queryString(t, h.tenant, "SHOW log_statement"); got != "none" {
 			t.Errorf("log_statement = %s", got)
 		}
+		if got := queryString(t, h.tenant, "SHOW log_error_verbosity"); got != "terse" {
+			t.Errorf("log_error_verbosity = %s", got)
+		}
 	}
 	var attacks []attack
 	for _, sql := range []string{
 		"SET track_activities = on",
 		"SELECT set_config('track_activities', 'on', false)",
 		"SET log_statement = 'all'",
+		"SET log_error_verbosity = verbose",
+		"SELECT set_config('log_error_verbosity', 'default', false)",
+		"ALTER ROLE SESSION_USER RESET log_error_verbosity",
 		"ALTER ROLE CURRENT_USER RESET track_activities",
 		"ALTER ROLE CURRENT_USER SET log_min_error_statement = 'debug5'",
 		"ALTER ROLE SESSION_USER RESET track_activities",
@@ -388,9 +413,11 @@ func TestLoginRoleHasNoSessionAdvisoryLocks(t *testing.T) {
 	none(t)
 }
 
-// TestOtherBackendsShowNoQueryText: with track_activities off a login role's
-// backend reports no statement, so another backend of the same role (or a
-// superuser) reads no query text in pg_stat_activity.
+// TestOtherBackendsShowNoQueryText: another backend of the same login role
+// (another tenant's server connection) is not readable in pg_stat_activity
+// at all, by the login role or by erun_tenant (42501, pg_stat_get_activity
+// is revoked), and with track_activities off even a superuser reads no
+// query text there.
 func TestOtherBackendsShowNoQueryText(t *testing.T) {
 	h := setup(t)
 	ctx := context.Background()
@@ -413,31 +440,82 @@ func TestOtherBackendsShowNoQueryText(t *testing.T) {
 		done <- err
 	}()
 	type activity struct{ state, query, wait, app string }
-	read := func(conn *pgx.Conn) (a activity) {
-		conn.QueryRow(ctx, `SELECT coalesce(state, '<null>'), coalesce(query, '<null>'), coalesce(wait_event, ''), coalesce(application_name, '')
+	read := func(conn *pgx.Conn) (a activity, err error) {
+		err = conn.QueryRow(ctx, `SELECT coalesce(state, '<null>'), coalesce(query, '<null>'), coalesce(wait_event, ''), coalesce(application_name, '')
             FROM pg_stat_activity WHERE pid = $1`, pid).Scan(&a.state, &a.query, &a.wait, &a.app)
-		return a
+		return a, err
 	}
-	// The only sign the statement runs is its wait event.
-	var seen activity
-	for deadline := time.Now().Add(900 * time.Millisecond); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if seen = read(h.tenant); seen.wait == "PgSleep" {
+	// The superuser waits for the statement to run: its only sign is its
+	// wait event.
+	var asAdmin activity
+	for deadline := time.Now().Add(700 * time.Millisecond); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if asAdmin, err = read(h.admin); err != nil {
+			t.Fatalf("the superuser reading pg_stat_activity: %v", err)
+		}
+		if asAdmin.wait == "PgSleep" {
 			break
 		}
 	}
-	asAdmin := read(h.admin)
+	// While it runs, the login role and erun_tenant are refused.
+	for _, mode := range attackModes {
+		if mode.enter != "" {
+			if _, err := h.tenant.Exec(ctx, mode.enter); err != nil {
+				t.Fatalf("%s: %v", mode.enter, err)
+			}
+		}
+		a, err := read(h.tenant)
+		if code := sqlstate(err); code != "42501" || !strings.Contains(err.Error(), "pg_stat_get_activity") {
+			t.Errorf("%s reading pg_stat_activity: %+v, err = %v (SQLSTATE %q), want 42501 on pg_stat_get_activity", mode.name, a, err, code)
+		}
+		if _, err := h.tenant.Exec(ctx, "RESET ROLE"); err != nil {
+			t.Fatalf("RESET ROLE: %v", err)
+		}
+	}
 	if err := <-done; err != nil {
 		t.Fatalf("the other backend's statement: %v", err)
 	}
-	t.Logf("pg_stat_activity of a busy login-role backend, read by the same role: %+v; by a superuser: %+v", seen, asAdmin)
-	for who, a := range map[string]activity{"same login role": seen, "superuser": asAdmin} {
-		if a.query != "" || strings.Contains(a.query, "proof") {
-			t.Errorf("%s reads query %q, want none", who, a.query)
-		}
-		if a.state != "disabled" {
-			t.Errorf("%s reads state %q, want disabled", who, a.state)
-		}
+	t.Logf("pg_stat_activity of a busy login-role backend, read by a superuser: %+v", asAdmin)
+	if asAdmin.query != "" || strings.Contains(asAdmin.query, "proof") {
+		t.Errorf("a superuser reads query %q, want none", asAdmin.query)
 	}
+	if asAdmin.state != "disabled" {
+		t.Errorf("a superuser reads state %q, want disabled", asAdmin.state)
+	}
+}
+
+// TestLoginRoleCannotReadOtherBackends: pg_stat_activity, the views built
+// on pg_stat_get_activity and the per-backend statistics functions are
+// refused to the login role and to erun_tenant; they would show another
+// tenant's backend (its application_name, wait events, I/O).
+func TestLoginRoleCannotReadOtherBackends(t *testing.T) {
+	h := setup(t)
+	victim := h.login(t, roles.DefaultTenantLogin) // another tenant's server connection
+	pid := victim.PgConn().PID()
+	nothing := func(*testing.T) {} // reads: there is no effect to check
+	var attacks []attack
+	for _, sql := range []string{
+		"SELECT count(*) FROM pg_stat_activity",
+		fmt.Sprintf("SELECT application_name FROM pg_stat_activity WHERE pid = %d", pid),
+		fmt.Sprintf("SELECT * FROM pg_stat_get_activity(%d)", pid),
+		"SELECT * FROM pg_stat_get_activity(NULL)",
+		"SELECT count(*) FROM pg_stat_ssl",
+		"SELECT count(*) FROM pg_stat_gssapi",
+		"SELECT * FROM pg_stat_get_backend_idset()",
+		"SELECT pg_stat_get_backend_pid(1)",
+		"SELECT pg_stat_get_backend_activity(1)",
+		"SELECT pg_stat_get_backend_wait_event(1)",
+		"SELECT pg_stat_get_backend_client_addr(1)",
+		fmt.Sprintf("SELECT * FROM pg_stat_get_backend_io(%d)", pid),
+		fmt.Sprintf("SELECT * FROM pg_stat_get_backend_wal(%d)", pid),
+	} {
+		name := strings.Fields(sql)[1]
+		if name == "*" || name == "count(*)" || name == "application_name" {
+			name = sql[strings.Index(sql, "FROM ")+5:]
+		}
+		name = strings.ReplaceAll(name, fmt.Sprint(pid), "pid")
+		attacks = append(attacks, attack{name: name, sql: sql, unchanged: nothing})
+	}
+	runAttacks(t, h.tenant, attacks)
 }
 
 // revokedFunctions is what setup-roles revokes on PostgreSQL 18 (Apply
@@ -458,15 +536,26 @@ var revokedFunctions = []string{
 	"pg_advisory_unlock_shared(bigint)", "pg_advisory_unlock_shared(integer,integer)",
 	"pg_try_advisory_lock(bigint)", "pg_try_advisory_lock(integer,integer)",
 	"pg_try_advisory_lock_shared(bigint)", "pg_try_advisory_lock_shared(integer,integer)",
+
+	"pg_stat_get_activity(integer)",
+	"pg_stat_get_backend_activity(integer)", "pg_stat_get_backend_activity_start(integer)",
+	"pg_stat_get_backend_client_addr(integer)", "pg_stat_get_backend_client_port(integer)",
+	"pg_stat_get_backend_dbid(integer)", "pg_stat_get_backend_idset()", "pg_stat_get_backend_io(integer)",
+	"pg_stat_get_backend_pid(integer)", "pg_stat_get_backend_start(integer)",
+	"pg_stat_get_backend_subxact(integer)", "pg_stat_get_backend_userid(integer)",
+	"pg_stat_get_backend_wait_event(integer)", "pg_stat_get_backend_wait_event_type(integer)",
+	"pg_stat_get_backend_wal(integer)", "pg_stat_get_backend_xact_start(integer)",
 }
 
 // TestNoLoginRoleCanReachRevokedFunctions checks the catalog: neither PUBLIC
 // nor a login role nor its group may execute a revoked function; the
-// transaction-level advisory locks stay PUBLIC.
+// transaction-level advisory locks stay PUBLIC, and pg_read_all_stats keeps
+// the activity functions.
 func TestNoLoginRoleCanReachRevokedFunctions(t *testing.T) {
 	h := setup(t)
 	family := `p.pronamespace = 'pg_catalog'::regnamespace
-        AND (p.proname ~ '^(lo_|pg_cancel_backend|pg_terminate_backend|pg_advisory_|pg_try_advisory_)' OR p.proname IN ('loread', 'lowrite'))`
+        AND (p.proname ~ '^(lo_|pg_cancel_backend|pg_terminate_backend|pg_advisory_|pg_try_advisory_|pg_stat_get_backend_|pg_stat_get_activity)'
+            OR p.proname IN ('loread', 'lowrite'))`
 	for _, role := range []string{"erun_tenant", "erun_operations", roles.DefaultTenantLogin, roles.DefaultOperationsLogin} {
 		got := queryStrings(t, h.admin, `SELECT p.oid::regprocedure::text FROM pg_proc p
             WHERE `+family+` AND NOT has_function_privilege($1, p.oid, 'EXECUTE') ORDER BY 1`, role)
@@ -482,6 +571,12 @@ func TestNoLoginRoleCanReachRevokedFunctions(t *testing.T) {
 	if got := queryStrings(t, h.admin, `SELECT p.oid::regprocedure::text FROM pg_proc p
         WHERE p.proname ~ 'advisory_xact' AND NOT has_function_privilege('erun_tenant', p.oid, 'EXECUTE')`); len(got) > 0 {
 		t.Errorf("transaction-level advisory locks revoked: %v", got)
+	}
+	// Monitoring roles keep the activity functions.
+	if got := queryStrings(t, h.admin, `SELECT p.oid::regprocedure::text FROM pg_proc p
+        WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname ~ '^(pg_stat_get_activity$|pg_stat_get_backend_)'
+        AND NOT (has_function_privilege('pg_read_all_stats', p.oid, 'EXECUTE') AND has_function_privilege('pg_monitor', p.oid, 'EXECUTE'))`); len(got) > 0 {
+		t.Errorf("pg_read_all_stats (or pg_monitor) may not execute %v", got)
 	}
 }
 

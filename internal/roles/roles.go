@@ -174,6 +174,9 @@ var PinnedSettings = []Setting{
 	{"log_transaction_sample_rate", "0"},
 	{"log_duration", "off"},
 	{"log_parameter_max_length", "0"},
+	// No DETAIL, HINT or CONTEXT lines: CONTEXT quotes the statement a
+	// PL/pgSQL error happened in, that is a tenant's SQL text.
+	{"log_error_verbosity", "terse"},
 	// A placeholder while the module is not loaded: PostgreSQL stores it
 	// for a superuser (a non-superuser gets 42501), and checks it as
 	// PGC_SUSET once pg_stat_statements is preloaded.
@@ -239,6 +242,12 @@ var revokedFunctions = []struct {
 	// pgtenant migrate serialises runs with pg_advisory_lock and may run
 	// as the (non-superuser) owner.
 	{what: "session-level advisory locks", match: `p.proname ~ '^pg_(try_)?advisory_' AND p.proname !~ '_xact_'`, keepOwner: true},
+	// pg_stat_activity (and the per-backend statistics) show every backend
+	// of the same login role, other tenants' among them: with
+	// track_activities off no query text, but still application_name
+	// (which pgtenant sets per client), wait events and I/O. Monitoring
+	// roles (pg_read_all_stats, in pg_monitor) keep them.
+	{what: "other backends' activity", match: `p.proname = 'pg_stat_get_activity' OR p.proname ~ '^pg_stat_get_backend_'`, keep: "pg_read_all_stats"},
 }
 
 // revokeFunctions revokes revokedFunctions from PUBLIC and from any role a
