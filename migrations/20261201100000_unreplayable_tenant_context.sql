@@ -21,7 +21,9 @@ BEGIN
                   HINT = 'Connect through pgtenant; the tenant context is set by pgtenant only.';
     END IF;
     -- Canonical lower-case form only: the proof is computed over this text.
-    IF claimed !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+    -- (No regular expressions here: matching counted repetitions cost
+    -- PostgreSQL about 10 µs each, on every statement.)
+    IF NOT pg_input_is_valid(claimed, 'uuid') OR claimed::uuid::text <> claimed THEN
         RAISE EXCEPTION 'invalid tenant context: erun.tenant_id must be a lower-case UUID'
             USING ERRCODE = 'insufficient_privilege';
     END IF;
@@ -30,11 +32,11 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'The tenant context must be set by pgtenant.';
     END IF;
-    IF proof !~ '^[A-Za-z0-9_.-]{1,64}:[0-9]{1,19}:[0-9a-f]{64}$' THEN
+    parts := string_to_array(proof, ':');
+    IF cardinality(parts) <> 3 OR length(parts[1]) NOT BETWEEN 1 AND 64 OR length(parts[3]) <> 64 THEN
         RAISE EXCEPTION 'invalid tenant proof: expected <key id>:<serial>:<64 hex digits>'
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    parts := string_to_array(proof, ':');
     -- NULL when the sequence is missing: a connection pgtenant did not open,
     -- or one whose temporary objects were discarded.
     serial := pg_sequence_last_value(to_regclass('pg_temp.erun_context_serial'));
@@ -51,8 +53,8 @@ BEGIN
         RAISE EXCEPTION 'invalid tenant proof: context key "%" is unknown or revoked', parts[1]
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    IF erun_private.hmac(convert_to(claimed || ':' || pg_backend_pid() || ':' || parts[2], 'UTF8'), key_secret, 'sha256')
-       <> decode(parts[3], 'hex') THEN
+    IF encode(erun_private.hmac(convert_to(claimed || ':' || pg_backend_pid() || ':' || parts[2], 'UTF8'), key_secret, 'sha256'), 'hex')
+       <> parts[3] THEN
         RAISE EXCEPTION 'invalid tenant proof: it does not match erun.tenant_id on this server connection'
             USING ERRCODE = 'insufficient_privilege';
     END IF;

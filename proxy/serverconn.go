@@ -67,8 +67,15 @@ COMMIT`
 // advanceContextSerial ends a loan: every proof made for it dies.
 const advanceContextSerial = "SELECT nextval('pg_temp.erun_context_serial')"
 
-// advanceMsg is advanceContextSerial as a Query message.
-var advanceMsg = appendQuery(nil, advanceContextSerial)
+// advanceMsg is advanceContextSerial as a Query message. When the proxy
+// sees a loan's end coming (its last message leaves the server idle), it
+// sends advanceMsg in the same write, expecting advanceExpect: the serial
+// moves on right after the client's transaction without a round trip of
+// its own. Otherwise serverState.advance runs it when the loan ends.
+var (
+	advanceMsg    = appendQuery(nil, advanceContextSerial)
+	advanceExpect = expect{kind: expAdvance, injected: true}
+)
 
 // errLoginSettings says why a new connection was replaced.
 var errLoginSettings = errors.New("the login role had settings of its own")

@@ -586,14 +586,12 @@ func refusal(st statement) *pgError {
 // CLOSE ALL takes a snapshot, after which a transaction's isolation level
 // can no longer be set. In a transaction the proxy opens it therefore
 // follows the frame, which sets the client's default characteristics;
-// otherwise it runs before the transaction, as a Query of its own.
+// otherwise it runs before the transaction, as a Query of its own; and
+// when the client sets the isolation level itself (SET TRANSACTION) it
+// prefixes the BEGIN in the same Query string, followed by a COMMIT that
+// ends the implicit transaction CLOSE ALL ran in (its warning is dropped
+// with the injected results), which costs a transaction, so only then.
 const closeCursors = "CLOSE ALL"
-
-// When the client sets the isolation level itself (SET TRANSACTION), the
-// cleanup prefixes the BEGIN in the same Query string, followed by COMMIT:
-// the COMMIT ends the implicit transaction CLOSE ALL ran in (its warning
-// is dropped with the injected results). It costs a transaction, so only
-// then.
 
 func (s *session) runSimple(ctx context.Context, p simplePlan) error {
 	if ok, err := s.acquireOrReply(ctx); !ok {
@@ -622,8 +620,9 @@ func (s *session) runSimple(ctx context.Context, p simplePlan) error {
 		w.Write(appendQuery(nil, a))
 		exps = append(exps, expect{kind: expQuery, injected: true})
 	}
-	if !p.framed {
-		exps = s.queueAdvance(w, exps)
+	if !p.framed && st.serial != 0 {
+		w.Write(advanceMsg)
+		exps = append(exps, advanceExpect)
 	}
 	st.unnamedOwner = nil // a simple Query destroys the unnamed statement
 	s.applyChanges(p.changes)
@@ -632,21 +631,6 @@ func (s *session) runSimple(ctx context.Context, p simplePlan) error {
 		return err
 	}
 	return s.finish(status)
-}
-
-// queueAdvance ends the loan in the same write as the client's last
-// message: the context serial moves on right after the client's
-// transaction, without a round trip of its own (serverState.advance is the
-// fallback for loans whose end the proxy did not see coming). w may be nil
-// when the caller writes the query itself.
-func (s *session) queueAdvance(w interface{ Write([]byte) (int, error) }, exps []expect) []expect {
-	if stateOf(s.server).serial == 0 {
-		return exps
-	}
-	if w != nil {
-		w.Write(advanceMsg)
-	}
-	return append(exps, expect{kind: expAdvance, injected: true})
 }
 
 // finish records the server's transaction status after a batch and gives
@@ -701,9 +685,9 @@ func (s *session) extended(ctx context.Context) error {
 	b.s = s
 	b.st = stateOf(s.server)
 	b.build(msgs)
-	if msgs[len(msgs)-1].typ == 'S' && !s.framed {
-		b.exps = s.queueAdvance(nil, b.exps)
+	if msgs[len(msgs)-1].typ == 'S' && !s.framed && b.st.serial != 0 {
 		b.buf = append(b.buf, advanceMsg...)
+		b.exps = append(b.exps, advanceExpect)
 	}
 	if _, err := s.server.W.Write(b.buf); err != nil {
 		return s.serverFailed(err)

@@ -74,7 +74,7 @@ func applyDeclarative(t *testing.T, dsn string) {
 	}
 }
 
-func migrated(t *testing.T) string {
+func migrated(t testing.TB) string {
 	t.Helper()
 	_, dsn := pgtest.Shared(t).CreateDatabase(t)
 	if _, err := migrate.Run(context.Background(), dsn, migrate.Options{}); err != nil {

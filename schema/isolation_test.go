@@ -35,7 +35,7 @@ const (
 	operationsPassword = "operations-login-secret"
 )
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	srv := pgtest.Shared(t)
@@ -550,4 +550,29 @@ func TestContextSerialCannotBeRewound(t *testing.T) {
 			t.Errorf("after DISCARD TEMP, %s: err = %v, want 42501", sql, err)
 		}
 	}
+}
+
+// BenchmarkCurrentTenantID: the server-side cost of one verification of
+// the tenant context, as a policy's initplan pays it once per statement.
+// The loop runs inside the server, so no round trip is counted.
+func BenchmarkCurrentTenantID(b *testing.B) {
+	f := newFixture(b)
+	ctx := context.Background()
+	const calls = 20000
+	tx, err := f.tenant.Begin(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	frame := fmt.Sprintf("SET LOCAL ROLE erun_tenant; SET LOCAL erun.tenant_id = '%s'; SET LOCAL erun.tenant_proof = '%s'", f.a.ID, f.proof(f.a.ID))
+	if _, err := tx.Exec(ctx, frame); err != nil {
+		b.Fatal(err)
+	}
+	loop := fmt.Sprintf("DO $$ BEGIN FOR i IN 1..%d LOOP PERFORM erun_current_tenant_id(); END LOOP; END $$", calls)
+	for b.Loop() {
+		if _, err := tx.Exec(ctx, loop); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*calls), "ns/check")
 }
