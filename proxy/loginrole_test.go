@@ -498,3 +498,111 @@ func TestLoginRoleRepairs(t *testing.T) {
 // proxyStatementName is the server-side name pgtenant gives a client's
 // statement without parameters.
 func proxyStatementName(query string) string { return proxy.ServerStatementName(query, []byte{0, 0}) }
+
+// TestEveryLoanEndsItsProof: whatever a loan was (either protocol, the
+// client's own transaction or the proxy's, COPY, an error), the context
+// serial moves exactly one step after it, so the proof made for it is
+// dead. The test reads the serial in a loan before and after, through a
+// pool of one connection.
+func TestEveryLoanEndsItsProof(t *testing.T) {
+	e := proxytest.Start(t, proxytest.Options{PoolYAML: "max_size: 1"})
+	ctx := context.Background()
+	simple := e.Connect(e.Token(e.A.ID, "tenant", nil), pgx.QueryExecModeSimpleProtocol)
+	extended := e.Connect(e.Token(e.A.ID, "tenant", nil), pgx.QueryExecModeCacheStatement)
+	serial := func() (int64, uint32) {
+		t.Helper()
+		var s int64
+		var pid uint32
+		if err := simple.QueryRow(ctx, "SELECT pg_sequence_last_value('pg_temp.erun_context_serial'::regclass), pg_backend_pid()").Scan(&s, &pid); err != nil {
+			t.Fatal(err)
+		}
+		return s, pid
+	}
+	copyIn := func(c *pgx.Conn, sql string) error {
+		_, err := c.PgConn().CopyFrom(ctx, strings.NewReader("copied\tby a loan\n"), sql)
+		return err
+	}
+	loans := []struct {
+		name string
+		run  func() error
+	}{
+		{"simple query", func() error { return execAll(ctx, simple, "SELECT count(*) FROM projects") }},
+		{"simple query that fails", func() error {
+			if err := execAll(ctx, simple, "SELECT 1/0"); sqlstate(err) != "22012" {
+				return fmt.Errorf("want 22012, got %v", err)
+			}
+			return nil
+		}},
+		{"the client's transaction, simple", func() error {
+			return execAll(ctx, simple, "BEGIN; SELECT count(*) FROM projects; COMMIT")
+		}},
+		{"the client's transaction over several queries", func() error {
+			for _, q := range []string{"BEGIN", "SELECT count(*) FROM projects", "COMMIT"} {
+				if err := execAll(ctx, simple, q); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"extended", func() error {
+			var n int
+			return extended.QueryRow(ctx, "SELECT count(*) FROM projects WHERE name <> $1", "x").Scan(&n)
+		}},
+		{"the client's transaction, extended", func() error {
+			tx, err := extended.Begin(ctx)
+			if err != nil {
+				return err
+			}
+			var n int
+			if err := tx.QueryRow(ctx, "SELECT count(*) FROM projects WHERE name <> $1", "x").Scan(&n); err != nil {
+				return err
+			}
+			return tx.Commit(ctx)
+		}},
+		{"COPY FROM", func() error { return copyIn(simple, "COPY projects (name, description) FROM STDIN") }},
+		{"COPY FROM in the client's transaction", func() error {
+			if err := execAll(ctx, simple, "BEGIN"); err != nil {
+				return err
+			}
+			if err := copyIn(simple, "COPY projects (name, description) FROM STDIN"); err != nil {
+				return err
+			}
+			return execAll(ctx, simple, "COMMIT")
+		}},
+		{"COPY FROM that fails", func() error {
+			if err := copyIn(simple, "COPY projects (name, nosuchcolumn) FROM STDIN"); sqlstate(err) != "42703" {
+				return fmt.Errorf("want 42703, got %v", err)
+			}
+			return nil
+		}},
+	}
+	// pgx prepares a statement in a round trip (a loan) of its own the
+	// first time: prepare it before counting.
+	var n int
+	if err := extended.QueryRow(ctx, "SELECT count(*) FROM projects WHERE name <> $1", "x").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range loans {
+		t.Run(l.name, func(t *testing.T) {
+			if i > 0 && strings.HasPrefix(l.name, "COPY FROM") {
+				// a new name each time: (tenant_id, name) is unique
+				execAll(ctx, simple, "DELETE FROM projects WHERE name = 'copied'")
+			}
+			before, pid := serial()
+			if err := l.run(); err != nil {
+				t.Fatalf("the loan: %v", err)
+			}
+			after, pid2 := serial()
+			if pid2 != pid {
+				t.Fatalf("the connection was replaced (backend %d, then %d)", pid, pid2)
+			}
+			if after != before+2 {
+				t.Fatalf("serial %d before, %d after: want exactly one step for the loan in between", before, after)
+			}
+			err := execAll(ctx, simple, "SELECT set_config('erun.tenant_proof', '"+e.Key.Proof(e.A.ID, pid, before+1)+"', true); SELECT count(*) FROM projects")
+			if sqlstate(err) != "42501" || !strings.Contains(err.Error(), "stale tenant proof") {
+				t.Fatalf("the loan's proof afterwards: %v, want 42501 stale tenant proof", err)
+			}
+		})
+	}
+}

@@ -112,37 +112,17 @@ func SetupServerConn(ctx context.Context, pc *pgconn.PgConn) (any, error) {
 // exactly one step, which only a client can cause (by discarding it, or by
 // advancing it itself): such a connection must be destroyed, never lent.
 func (st *serverState) advance(c *pool.Conn) bool {
-	c.Net.SetDeadline(time.Now().Add(5 * time.Second))
-	defer c.Net.SetDeadline(time.Time{})
-	if _, err := c.W.Write(advanceMsg); err != nil {
+	next := int64(-1)
+	err := runQuiet(c, advanceContextSerial, func(v []byte) {
+		if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			next = n
+		}
+	})
+	if err != nil || next != st.serial+1 {
 		return false
 	}
-	if err := c.W.Flush(); err != nil {
-		return false
-	}
-	r := msgReader{r: c.R}
-	next, ok := int64(0), false
-	for {
-		typ, body, err := r.next()
-		if err != nil {
-			return false
-		}
-		switch typ {
-		case 'D':
-			if v, single := singleValue(body); single {
-				n, err := strconv.ParseInt(string(v), 10, 64)
-				next, ok = n, err == nil
-			}
-		case 'E':
-			ok = false
-		case 'Z':
-			if !ok || next != st.serial+1 || len(body) != 1 || body[0] != 'I' {
-				return false
-			}
-			st.serial = next
-			return true
-		}
-	}
+	st.serial = next
+	return true
 }
 
 // RestoreLoginPassword is the pool's Heal for a login role with this
@@ -157,12 +137,14 @@ func RestoreLoginPassword(password string) func(c *pool.Conn) error {
 			return err
 		}
 		// The verifier is base64 and '$' only: safe as a literal.
-		return runQuiet(c, "SET ROLE NONE; ALTER ROLE CURRENT_USER PASSWORD '"+verifier+"'")
+		return runQuiet(c, "SET ROLE NONE; ALTER ROLE CURRENT_USER PASSWORD '"+verifier+"'", nil)
 	}
 }
 
-// runQuiet runs sql on an idle connection and expects it to succeed.
-func runQuiet(c *pool.Conn, sql string) error {
+// runQuiet runs sql on an idle connection the proxy holds, expects it to
+// succeed and leave the server idle, and hands onValue the value of each
+// one-column row.
+func runQuiet(c *pool.Conn, sql string, onValue func([]byte)) error {
 	c.Net.SetDeadline(time.Now().Add(5 * time.Second))
 	defer c.Net.SetDeadline(time.Time{})
 	if _, err := c.W.Write(appendQuery(nil, sql)); err != nil {
@@ -179,6 +161,10 @@ func runQuiet(c *pool.Conn, sql string) error {
 			return err
 		}
 		switch typ {
+		case 'D':
+			if v, ok := singleValue(body); ok && onValue != nil {
+				onValue(v)
+			}
 		case 'E':
 			failed = fmt.Errorf("%s (SQLSTATE %s)", errorField(body, 'M'), errorField(body, 'C'))
 		case 'Z':
