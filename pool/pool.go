@@ -61,9 +61,14 @@ var ErrRedial = errors.New("pool: dial again")
 // splits a query string, and the proxy's scanner splits it the same way
 // only with these. Start-up values are what RESET ALL returns to, above
 // any setting of the login role.
+//
+// local_preload_libraries is pinned empty for another reason: a login role
+// may set it on itself, and a library that does not load makes every new
+// connection fail at start, before pgtenant could repair the role.
 var pinnedStartup = map[string]string{
 	"client_encoding":             "UTF8",
 	"standard_conforming_strings": "on",
+	"local_preload_libraries":     "",
 }
 
 // Conn is a server connection on loan. R and W buffer the raw stream and

@@ -435,6 +435,14 @@ func TestLoginRoleRepairs(t *testing.T) {
 		"SELECT set_config('role', 'none', true); ALTER ROLE CURRENT_USER SET statement_timeout = '1ms'",
 		"DO $pgt$ BEGIN PERFORM set_config('role', 'none', true); EXECUTE format('ALTER ROLE CURRENT_USER IN DATABASE %I SET search_path = nowhere', current_database()); END $pgt$",
 		"SELECT set_config('role', 'none', true); ALTER ROLE CURRENT_USER SET role = 'erun_tenant'",
+		// These two would stop every new connection before pgtenant could
+		// look at the role: a library that does not load fails the
+		// start-up, a transaction timeout kills pgtenant's own set-up.
+		"SELECT set_config('role', 'none', true); ALTER ROLE CURRENT_USER SET local_preload_libraries = 'nonexistent'",
+		"SELECT set_config('role', 'none', true); ALTER ROLE CURRENT_USER SET transaction_timeout = '1ms'",
+		// Left on the session, this would make pgtenant's own repairs run
+		// in read-only transactions.
+		"SELECT set_config('default_transaction_read_only', 'on', false)",
 		"SELECT set_config('role', 'none', true); ALTER ROLE CURRENT_USER PASSWORD 'chosen-by-a-tenant'",
 	} {
 		if err := execAll(ctx, attacker, sql); err != nil {
@@ -478,7 +486,7 @@ func TestLoginRoleRepairs(t *testing.T) {
 	}
 	var leftover []string
 	if err := e.Admin.QueryRow(ctx, `SELECT coalesce(array_agg(c), '{}') FROM pg_db_role_setting s, unnest(s.setconfig) c
-        WHERE s.setrole = $1::regrole AND split_part(c, '=', 1) IN ('statement_timeout', 'search_path', 'role')`, login).Scan(&leftover); err != nil {
+        WHERE s.setrole = $1::regrole AND split_part(c, '=', 1) IN ('statement_timeout', 'search_path', 'role', 'local_preload_libraries', 'transaction_timeout')`, login).Scan(&leftover); err != nil {
 		t.Fatal(err)
 	}
 	if len(leftover) > 0 {
@@ -602,6 +610,45 @@ func TestEveryLoanEndsItsProof(t *testing.T) {
 			err := execAll(ctx, simple, "SELECT set_config('erun.tenant_proof', '"+e.Key.Proof(e.A.ID, pid, before+1)+"', true); SELECT count(*) FROM projects")
 			if sqlstate(err) != "42501" || !strings.Contains(err.Error(), "stale tenant proof") {
 				t.Fatalf("the loan's proof afterwards: %v, want 42501 stale tenant proof", err)
+			}
+		})
+	}
+}
+
+// TestSessionDefaultsDoNotReachTheNextClient: a client can leave session
+// defaults behind with set_config(…, false), even in a transaction that
+// fails. The transaction defaults are the subtle ones: the next client's
+// BEGIN takes them before its frame runs. Each loan ends with RESET ALL
+// outside any transaction.
+func TestSessionDefaultsDoNotReachTheNextClient(t *testing.T) {
+	e := proxytest.Start(t, proxytest.Options{PoolYAML: "max_size: 1"})
+	ctx := context.Background()
+	attacker := e.Connect(e.Token(e.A.ID, "tenant", nil), pgx.QueryExecModeSimpleProtocol)
+	leave := "SELECT set_config('default_transaction_read_only', 'on', false), set_config('default_transaction_isolation', 'serializable', false), " +
+		"set_config('search_path', 'pg_catalog', false), set_config('statement_timeout', '1ms', false)"
+	for _, sql := range []string{
+		leave,
+		"BEGIN; " + leave + "; SELECT 1/0",
+		"DO $pgt$ BEGIN PERFORM " + strings.TrimPrefix(leave, "SELECT ") + "; END $pgt$",
+	} {
+		t.Run(sql[:10], func(t *testing.T) {
+			execAll(ctx, attacker, sql)
+			if attacker.PgConn().TxStatus() != 'I' {
+				execAll(ctx, attacker, "ROLLBACK")
+			}
+			for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+				victim := e.Connect(e.Token(e.B.ID, "tenant", nil), mode)
+				var readOnly, isolation, path, timeout string
+				if err := victim.QueryRow(ctx, `SELECT current_setting('transaction_read_only'), current_setting('transaction_isolation'),
+                    current_setting('search_path'), current_setting('statement_timeout') FROM pg_sleep(0.01)`).Scan(&readOnly, &isolation, &path, &timeout); err != nil {
+					t.Fatal(err)
+				}
+				if readOnly != "off" || isolation != "read committed" || path == "pg_catalog" || timeout == "1ms" {
+					t.Fatalf("tenant B's transaction: read only %s, isolation %s, search_path %s, statement_timeout %s", readOnly, isolation, path, timeout)
+				}
+				if _, err := victim.Exec(ctx, "INSERT INTO projects (name) VALUES ('written by B "+mode.String()+" "+sql[:10]+"')"); err != nil {
+					t.Fatalf("tenant B's write: %v", err)
+				}
 			}
 		})
 	}

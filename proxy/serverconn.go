@@ -30,9 +30,9 @@ import (
 // (roles.PinnedSettings) are superuser-only. Such settings are already in
 // force on this connection, so the query pins what it depends on itself
 // (role, timeouts, search_path) before it runs.
-var openContextSerial = `SET ROLE NONE;
+var openContextSerial = ownSession + `;
 BEGIN READ WRITE;
-SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; SET LOCAL search_path = pg_catalog, pg_temp;
+SET LOCAL search_path = pg_catalog, pg_temp;
 SELECT public.erun_open_context_serial(),
     EXISTS (SELECT FROM pg_catalog.pg_db_role_setting AS s
                  CROSS JOIN LATERAL unnest(s.setconfig) AS c(setting)
@@ -55,17 +55,29 @@ func pinnedNames() string {
 
 // resetLoginSettings removes what openContextSerial found. Run by the login
 // role, RESET ALL removes only the settings it could have made itself.
-const resetLoginSettings = `SET ROLE NONE;
+const resetLoginSettings = ownSession + `;
 BEGIN READ WRITE;
-SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0;
 ALTER ROLE CURRENT_USER RESET ALL;
 DO $pgtenant$ BEGIN
     EXECUTE format('ALTER ROLE CURRENT_USER IN DATABASE %I RESET ALL', current_database());
 END $pgtenant$;
 COMMIT`
 
-// advanceContextSerial ends a loan: every proof made for it dies.
-const advanceContextSerial = "SELECT nextval('pg_temp.erun_context_serial')"
+// ownSession comes before pgtenant's own statements on a connection: a
+// client (on an earlier loan) or a setting of the login role may have left
+// a role, a timeout or a read-only default behind. The settings are
+// session-level, and RESET ALL (in the next frame, or at the end of the
+// loan) takes them back. transaction_timeout goes first: it may already be
+// running for this very query string.
+const ownSession = "SET transaction_timeout = 0; SET statement_timeout = 0; SET lock_timeout = 0; " +
+	"SET idle_in_transaction_session_timeout = 0; SET ROLE NONE"
+
+// advanceContextSerial ends a loan: every proof made for it dies. It runs
+// outside the client's transaction, so RESET ALL here also takes back what
+// the client set for the session in a transaction that rolled back, and
+// the transaction defaults (default_transaction_read_only, …), which the
+// next client's BEGIN would otherwise take before its frame's RESET ALL.
+const advanceContextSerial = "SET ROLE NONE; RESET ALL; SELECT nextval('pg_temp.erun_context_serial')"
 
 // advanceMsg is advanceContextSerial as a Query message. When the proxy
 // sees a loan's end coming (its last message leaves the server idle), it
@@ -88,7 +100,7 @@ func SetupServerConn(ctx context.Context, pc *pgconn.PgConn) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the context serial: %w", err)
 	}
-	const selectAt = 5 // SET ROLE, BEGIN, three SET LOCALs, then the SELECT
+	const selectAt = 7 // five SETs (ownSession), BEGIN, SET LOCAL, then the SELECT
 	if len(results) <= selectAt || len(results[selectAt].Rows) != 1 || len(results[selectAt].Rows[0]) != 2 {
 		return nil, errors.New("open the context serial: unexpected result")
 	}
@@ -127,9 +139,8 @@ func (st *serverState) advance(c *pool.Conn) bool {
 
 // RestoreLoginPassword is the pool's Heal for a login role with this
 // password: it sets the role's password back (as a SCRAM verifier, so the
-// password itself never travels as SQL). SET ROLE NONE first: a client
-// may have left a session-level role behind, and only the session user
-// itself may change its own password.
+// password itself never travels as SQL). Only the session user itself may
+// change its own password, hence SET ROLE NONE (in ownSession).
 func RestoreLoginPassword(password string) func(c *pool.Conn) error {
 	return func(c *pool.Conn) error {
 		verifier, err := roles.SCRAMVerifier(password)
@@ -137,7 +148,7 @@ func RestoreLoginPassword(password string) func(c *pool.Conn) error {
 			return err
 		}
 		// The verifier is base64 and '$' only: safe as a literal.
-		return runQuiet(c, "SET ROLE NONE; ALTER ROLE CURRENT_USER PASSWORD '"+verifier+"'", nil)
+		return runQuiet(c, ownSession+"; BEGIN READ WRITE; ALTER ROLE CURRENT_USER PASSWORD '"+verifier+"'; COMMIT; RESET ALL", nil)
 	}
 }
 
