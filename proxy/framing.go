@@ -45,7 +45,7 @@ type simplePlan struct {
 
 // frames are what the proxy puts at the start of a client's transactions.
 type frames struct {
-	frame string // RESET ALL, role, tenant, the client's settings
+	frame string // role, tenant, proof, the client's settings
 	n     int    // statements in frame
 	// modes apply the client's default transaction characteristics to the
 	// transaction already begun (SET LOCAL transaction_isolation …), by
@@ -252,17 +252,17 @@ func unshift(sent string, ins []insertion) string {
 // proofs are hex, digits, colons and dashes, roles are checked identifiers,
 // so nothing here comes from the client's text.
 //
-// RESET ALL comes first: a previous client may have changed session
+// The frame needs no RESET ALL: a previous client may have changed session
 // settings on this server connection (set_config(…, false) inside a
-// function cannot be seen by parsing), and none of that may reach this
-// client. It leaves the role, session authorization and the transaction's
-// isolation level alone, and takes no snapshot.
+// function cannot be seen by parsing), but every loan, and pgtenant's own
+// set-up, ends with one outside any transaction (advanceContextSerial),
+// and a connection whose loan did not end so is never lent again.
 func frameSQL(role string, tenant string) (string, int) {
 	if tenant == "" {
-		return fmt.Sprintf("RESET ALL; SET LOCAL ROLE %s", quoteIdent(role)), 2
+		return fmt.Sprintf("SET LOCAL ROLE %s", quoteIdent(role)), 1
 	}
-	return fmt.Sprintf("RESET ALL; SET LOCAL ROLE %s; SET LOCAL erun.tenant_id = '%s'",
-		quoteIdent(role), tenant), 3
+	return fmt.Sprintf("SET LOCAL ROLE %s; SET LOCAL erun.tenant_id = '%s'",
+		quoteIdent(role), tenant), 2
 }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

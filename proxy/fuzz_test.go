@@ -28,7 +28,7 @@ func FuzzExtendedBatch(f *testing.F) {
 	f.Fuzz(func(t *testing.T, m1, m2, m3 []byte) {
 		s := &session{stmts: map[string]*preparedStmt{}, portalKinds: map[string]stmtKind{}, portalBegin: map[string]string{},
 			portalChanges: map[string]settingChange{}, portalLocal: map[string]string{}, settings: settings{},
-			frames: frames{frame: "RESET ALL; SET LOCAL ROLE r", n: 2}}
+			frames: frames{frame: "SET LOCAL ROLE r", n: 1}}
 		var msgs []clientMsg
 		for _, m := range [][]byte{m1, m2, m3} {
 			if len(m) == 0 {

@@ -19,7 +19,8 @@ type expect struct {
 	quiet    bool // drop notices (a client BEGIN inside the proxy's wrapper)
 	// reportParams: the client changes session settings here, so the
 	// server's ParameterStatus messages are news to it. Elsewhere they
-	// only echo the frame's RESET ALL and replay, and are dropped.
+	// only echo the frame's replay and the RESET ALL ending the previous
+	// loan, and are dropped.
 	reportParams bool
 	// noTxWarn: a client COMMIT/ROLLBACK that ends the proxy's wrapper;
 	// Postgres would warn that no transaction was in progress.
@@ -215,9 +216,8 @@ var lexerSettings = map[string]string{"standard_conforming_strings": "on", "clie
 
 // noteParam watches the server's ParameterStatus for the lexer settings.
 // Once one drifts, the session refuses Query strings for the rest of the
-// loan and the connection is closed after it (RESET ALL would restore the
-// value, but only for the next transaction's frame, not for text already
-// on its way).
+// loan and the connection is closed after it (the RESET ALL that ends the
+// loan would restore the value, but too late for text already on its way).
 func (s *session) noteParam(body []byte) {
 	name, rest, ok := cstring(body)
 	if !ok {

@@ -41,7 +41,8 @@ SELECT public.erun_open_context_serial(),
                AND s.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()))
                AND (p.name IS NULL OR p.context = 'user')
                AND lower(split_part(c.setting, '=', 1)) <> ALL ('` + pinnedNames() + `'::text[]));
-COMMIT`
+COMMIT;
+RESET ALL`
 
 // pinnedNames is roles.PinnedSettings' names as a text[] literal (plain
 // identifiers: no quoting needed inside the SQL literal).
@@ -66,8 +67,7 @@ COMMIT`
 // ownSession comes before pgtenant's own statements on a connection: a
 // client (on an earlier loan) or a setting of the login role may have left
 // a role, a timeout or a read-only default behind. The settings are
-// session-level, and RESET ALL (in the next frame, or at the end of the
-// loan) takes them back. transaction_timeout goes first: it may already be
+// session-level; a RESET ALL after pgtenant's statements takes them back. transaction_timeout goes first: it may already be
 // running for this very query string.
 const ownSession = "SET transaction_timeout = 0; SET statement_timeout = 0; SET lock_timeout = 0; " +
 	"SET idle_in_transaction_session_timeout = 0; SET ROLE NONE"
@@ -77,7 +77,10 @@ const ownSession = "SET transaction_timeout = 0; SET statement_timeout = 0; SET 
 // the client set for the session in a transaction that rolled back, and
 // the transaction defaults (default_transaction_read_only, …), which the
 // next client's BEGIN would otherwise take before its frame's RESET ALL.
-const advanceContextSerial = "SET ROLE NONE; RESET ALL; SELECT nextval('pg_temp.erun_context_serial')"
+const advanceContextSerial = resetSession + "; SELECT nextval('pg_temp.erun_context_serial')"
+
+// resetSession takes back whatever a loan left on the session.
+const resetSession = "SET ROLE NONE; RESET ALL"
 
 // advanceMsg is advanceContextSerial as a Query message. When the proxy
 // sees a loan's end coming (its last message leaves the server idle), it

@@ -35,9 +35,9 @@ type session struct {
 	id     auth.Identity
 	pool   *pool.Pool
 	key    cancelKey
-	// The frame: RESET ALL, the role and tenant id (base), the tenant proof
-	// of the current loan, then the client's session settings replayed as
-	// SET LOCAL.
+	// The frame: the role and tenant id (base), the tenant proof of the
+	// current loan, then the client's session settings replayed as SET
+	// LOCAL.
 	baseFrame string
 	nBase     int
 	proofSQL  []byte            // "; SET LOCAL erun.tenant_proof = '…'", rebuilt by lend
@@ -409,7 +409,15 @@ func (s *session) releaseServer(broken bool) {
 			return
 		}
 	}
-	if st := stateOf(c); st.serial != 0 && !s.loanAdvanced && !st.advance(c) {
+	switch st := stateOf(c); {
+	case st.serial == 0:
+		// A connection without a serial (a pool without SetupServerConn)
+		// still must not carry this client's session to the next one.
+		if err := runQuiet(c, resetSession, nil); err != nil {
+			s.pool.Destroy(c)
+			return
+		}
+	case !s.loanAdvanced && !st.advance(c):
 		s.log.Warn("destroying a server connection whose context serial did not advance as expected (a client discarded or moved it)")
 		s.pool.Destroy(c)
 		return

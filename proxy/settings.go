@@ -7,8 +7,9 @@ import (
 
 // Session settings in transaction mode. A client's session-level SET and
 // RESET are remembered and replayed as SET LOCAL at the start of each of its
-// transactions (after RESET ALL), so a setting behaves as on a session of
-// its own and never reaches another client. Settings that control identity
+// transactions (each loan of a server connection ends with RESET ALL), so a
+// setting behaves as on a session of its own and never reaches another
+// client. Settings that control identity
 // or security are refused: the proxy sets them.
 
 type changeKind uint8
