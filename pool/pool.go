@@ -56,20 +56,28 @@ type Config struct {
 // ErrRedial asks the pool to replace the connection Setup was given.
 var ErrRedial = errors.New("pool: dial again")
 
-// pinnedStartup are start-up parameters every server connection gets
-// unless the connection string names them: they change how PostgreSQL
-// splits a query string, and the proxy's scanner splits it the same way
-// only with these. Start-up values are what RESET ALL returns to, above
-// any setting of the login role.
-//
-// local_preload_libraries is pinned empty for another reason: a login role
-// may set it on itself, and a library that does not load makes every new
-// connection fail at start, before pgtenant could repair the role.
-var pinnedStartup = map[string]string{
+// LexerSettings change how PostgreSQL splits a query string; the proxy's
+// scanner splits it the same way only with these values. Every server
+// connection starts with them (start-up values are what RESET ALL returns
+// to, above any setting of the login role); the proxy watches that they
+// stay so.
+var LexerSettings = map[string]string{
 	"client_encoding":             "UTF8",
 	"standard_conforming_strings": "on",
-	"local_preload_libraries":     "",
 }
+
+// pinnedStartup are the start-up parameters every server connection gets
+// unless the connection string names them: LexerSettings, and
+// local_preload_libraries empty, for another reason: a login role may set
+// it on itself, and a library that does not load makes every new
+// connection fail at start, before pgtenant could repair the role.
+var pinnedStartup = func() map[string]string {
+	m := map[string]string{"local_preload_libraries": ""}
+	for k, v := range LexerSettings {
+		m[k] = v
+	}
+	return m
+}()
 
 // Conn is a server connection on loan. R and W buffer the raw stream and
 // stay with the connection across loans.

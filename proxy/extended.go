@@ -51,8 +51,7 @@ func (b *batch) build(msgs []clientMsg) {
 			// Nothing is executed (Parse/Describe only): no transaction;
 			// the cleanup waits for the first execution, unless statements
 			// of another tenant must go before these Parses.
-			if s.loanFresh && b.st.deallocate {
-				b.st.deallocate = false
+			if s.loanFresh && b.st.takeDeallocate() {
 				b.query("DEALLOCATE ALL")
 			}
 		case kindBegin, kindCommit, kindRollback, kindCommitChain, kindRollbackChain:

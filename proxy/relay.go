@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
+
+	"github.com/pgtenant/pgtenant/pool"
 )
 
 // expect is one message the proxy sent to the server, and how to treat the
@@ -208,13 +210,9 @@ func (s *session) exchange(exps []expect) (byte, error) {
 	return status, s.cw.Flush()
 }
 
-// lexerSettings are the settings that change how PostgreSQL splits a query
-// string, with the only values pgtenant's scanner splits the same way. The
-// pool pins them at start-up; a client can still change them with
+// noteParam watches the server's ParameterStatus for pool.LexerSettings:
+// the pool pins them at start-up, but a client can still change them with
 // set_config, which PostgreSQL reports.
-var lexerSettings = map[string]string{"standard_conforming_strings": "on", "client_encoding": "UTF8"}
-
-// noteParam watches the server's ParameterStatus for the lexer settings.
 // Once one drifts, the session refuses Query strings for the rest of the
 // loan and the connection is closed after it (the RESET ALL that ends the
 // loan would restore the value, but too late for text already on its way).
@@ -223,7 +221,7 @@ func (s *session) noteParam(body []byte) {
 	if !ok {
 		return
 	}
-	want, watched := lexerSettings[name]
+	want, watched := pool.LexerSettings[name]
 	if !watched {
 		return
 	}

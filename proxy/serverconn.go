@@ -103,11 +103,15 @@ func SetupServerConn(ctx context.Context, pc *pgconn.PgConn) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the context serial: %w", err)
 	}
-	const selectAt = 7 // five SETs (ownSession), BEGIN, SET LOCAL, then the SELECT
-	if len(results) <= selectAt || len(results[selectAt].Rows) != 1 || len(results[selectAt].Rows[0]) != 2 {
+	var row [][]byte // the one row of the string's one SELECT
+	for _, r := range results {
+		if len(r.Rows) == 1 && len(r.Rows[0]) == 2 {
+			row = r.Rows[0]
+		}
+	}
+	if row == nil {
 		return nil, errors.New("open the context serial: unexpected result")
 	}
-	row := results[selectAt].Rows[0]
 	serial, err := strconv.ParseInt(string(row[0]), 10, 64)
 	if err != nil {
 		return nil, fmt.Errorf("open the context serial: %w", err)

@@ -143,7 +143,23 @@ type lruEntry struct {
 }
 
 func newServerState() *serverState {
-	return &serverState{prepared: map[string]*list.Element{}, lru: list.New()}
+	st := &serverState{}
+	st.forgetAll()
+	return st
+}
+
+// forgetAll forgets every statement the connection holds.
+func (st *serverState) forgetAll() {
+	st.prepared, st.lru = map[string]*list.Element{}, list.New()
+	st.unnamedOwner = nil
+}
+
+// takeDeallocate reports whether the loan must drop another tenant's
+// statements first (see session.lend), and marks it done.
+func (st *serverState) takeDeallocate() bool {
+	d := st.deallocate
+	st.deallocate = false
+	return d
 }
 
 func stateOf(c *pool.Conn) *serverState {
@@ -323,8 +339,7 @@ func (s *session) lend(st *serverState) {
 	s.loanFresh, s.lexerDrift, s.loanAdvanced, s.loanBroken = true, false, false, false
 	if owner := s.statementOwner(); st.tenant != owner {
 		st.tenant = owner
-		st.prepared, st.lru = map[string]*list.Element{}, list.New()
-		st.unnamedOwner = nil
+		st.forgetAll()
 		st.deallocate = true
 	}
 	if s.signer == nil {
@@ -346,8 +361,7 @@ func (s *session) statementOwner() string {
 // to another tenant. Its first caller sends it.
 func (s *session) loanCleanup() string {
 	s.loanFresh = false
-	if st := stateOf(s.server); st.deallocate {
-		st.deallocate = false
+	if stateOf(s.server).takeDeallocate() {
 		return closeCursors + "; DEALLOCATE ALL"
 	}
 	return closeCursors
@@ -385,15 +399,13 @@ func (s *session) releaseServer(broken bool) {
 	c := s.server
 	s.server = nil
 	s.busy = false
-	drift := s.lexerDrift
-	s.lexerDrift = false
 	cancelled := s.cancelled
 	s.cancelled = nil
 	s.mu.Unlock()
 	if c == nil {
 		return
 	}
-	if broken || s.framed || s.skipping || drift || s.loanBroken {
+	if broken || s.framed || s.skipping || s.lexerDrift || s.loanBroken {
 		// Anything but a clean idle connection is closed, never reused.
 		s.pool.Destroy(c)
 		s.framed, s.implicit, s.skipping = false, false, false
@@ -482,7 +494,7 @@ func (s *session) simpleQuery(ctx context.Context, sql string) error {
 			return s.refuse(ctx, e)
 		}
 	}
-	if s.lexerDrift && lexerSensitive(sql) {
+	if s.server != nil && s.lexerDrift && lexerSensitive(sql) {
 		return s.refuse(ctx, &pgError{Code: "0A000",
 			Message: "pgtenant cannot run query strings after standard_conforming_strings or client_encoding changed in this transaction",
 			Hint:    "pgtenant splits statements as PostgreSQL does with standard_conforming_strings on and client_encoding UTF8; leave both as they are."})
