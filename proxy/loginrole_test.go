@@ -276,6 +276,39 @@ func TestReplayedProofIsRefused(t *testing.T) {
 			t.Fatalf("tried the proof on its own connection: %v, on the other: %v", seen[true], seen[false])
 		}
 	}
+	// The same over the extended protocol, the proof as a parameter.
+	var txs []pgx.Tx
+	for _, a := range attackers {
+		tx, err := a.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		txs = append(txs, tx)
+	}
+	seen := map[bool]bool{}
+	for _, tx := range txs {
+		var own int
+		if err := tx.QueryRow(ctx, "SELECT pg_backend_pid()", pgx.QueryExecModeCacheDescribe).Scan(&own); err != nil {
+			t.Fatal(err)
+		}
+		seen[own == pid] = true
+		if _, err := tx.Exec(ctx, "SELECT set_config('erun.tenant_id', $1, true), set_config('erun.tenant_proof', $2, true)",
+			pgx.QueryExecModeCacheDescribe, e.B.ID.String(), proof); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		err := tx.QueryRow(ctx, "SELECT count(*) FROM projects", pgx.QueryExecModeCacheDescribe).Scan(&n)
+		if sqlstate(err) != "42501" {
+			t.Fatalf("replaying B's proof over the extended protocol (same connection: %v): %d rows, %v; want 42501", own == pid, n, err)
+		}
+	}
+	for _, tx := range txs {
+		tx.Rollback(ctx)
+	}
+	if !seen[true] || !seen[false] {
+		t.Fatalf("extended protocol: tried the proof on its own connection: %v, on the other: %v", seen[true], seen[false])
+	}
 	for _, a := range attackers {
 		probe(t, a, e)
 	}
